@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building and testing dify-gateway needs and a fresh machine may lack.
+# Idempotent: does nothing when everything is there. Run as root (or with sudo available).
+set -euo pipefail
+
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)          # Pingora's zlib-ng build runs cmake
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+command -v make >/dev/null 2>&1 || need+=(make)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo (Rust 1.88 or newer) is required" >&2
+  exit 1
+fi

@@ -1,0 +1,181 @@
+//! The raw configuration tree as written in the TOML file (start-up step 1: parse).
+//!
+//! Every field here mirrors a key of `config/gateway.toml`. Durations and sizes stay strings at this
+//! stage; `validate` turns the tree into typed [`crate::config::Settings`] and reports every problem by
+//! key path. Unknown keys are collected by `load` and rejected there.
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct FileConfig {
+    /// Listeners, shutdown and request limits.
+    pub server: ServerSection,
+    /// The Dify API origin.
+    pub upstream: UpstreamSection,
+    /// Tenant JWT verification.
+    pub auth: AuthSection,
+    /// Logging.
+    pub telemetry: TelemetrySection,
+    /// Tenants, each with its Dify apps.
+    pub tenants: Vec<TenantSection>,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct ServerSection {
+    /// Tenant-facing proxy address, `host:port`.
+    pub listen: String,
+    /// Admin listener (`/healthz`, `/readyz`, `/metrics`), `host:port`.
+    pub admin_listen: String,
+    /// Time in-flight requests get to finish after SIGTERM.
+    pub grace_period: String,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_request_body: String,
+    /// Worker threads of the proxy service.
+    pub threads: usize,
+    /// Pingora's pid file (one per instance when several run on a host).
+    pub pid_file: Option<String>,
+    /// Pingora's graceful-upgrade socket.
+    pub upgrade_sock: Option<String>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            admin_listen: "127.0.0.1:9090".into(),
+            grace_period: "30s".into(),
+            max_request_body: "100MB".into(),
+            threads: 2,
+            pid_file: None,
+            upgrade_sock: None,
+        }
+    }
+}
+
+/// `[upstream]`
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct UpstreamSection {
+    /// Dify API origin such as `http://127.0.0.1:5001`; requests go to `{url}/v1/...`.
+    pub url: String,
+    /// Time allowed to open a connection (and finish TLS).
+    pub connect_timeout: String,
+    /// Longest wait for any read from Dify, the response head of a blocking completion included.
+    pub read_timeout: String,
+    /// Longest wait for a write to Dify.
+    pub write_timeout: String,
+    /// Idle pooled upstream connections are closed after this long.
+    pub pool_idle_timeout: String,
+    /// Check the upstream's TLS certificate and host name (https only).
+    pub verify_tls: bool,
+}
+
+impl Default for UpstreamSection {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            connect_timeout: "5s".into(),
+            read_timeout: "1200s".into(),
+            write_timeout: "60s".into(),
+            pool_idle_timeout: "60s".into(),
+            verify_tls: true,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct AuthSection {
+    /// Claim that names the tenant.
+    pub tenant_claim: String,
+    /// Claim that names the app (optional in tokens).
+    pub app_claim: String,
+    /// Required `iss` when set.
+    pub issuer: Option<String>,
+    /// Required `aud` when set.
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway: String,
+    /// Verification keys; the JWT header `kid` picks one when present.
+    pub keys: Vec<KeySection>,
+    /// Upper bound on cached verified tokens.
+    pub token_cache_entries: u64,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        Self {
+            tenant_claim: "tenant".into(),
+            app_claim: "app".into(),
+            issuer: None,
+            audience: None,
+            leeway: "30s".into(),
+            keys: Vec::new(),
+            token_cache_entries: 100_000,
+        }
+    }
+}
+
+/// `[[auth.keys]]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct KeySection {
+    /// Key id, matched to the JWT header `kid`.
+    pub id: String,
+    /// `HS256`, `RS256` or `ES256`; pinned for this key.
+    pub algorithm: String,
+    /// Shared secret (HS256).
+    pub secret: Option<String>,
+    /// File holding the shared secret (HS256).
+    pub secret_file: Option<String>,
+    /// PEM public key (RS256, ES256).
+    pub public_key: Option<String>,
+    /// File holding the PEM public key (RS256, ES256).
+    pub public_key_file: Option<String>,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct TelemetrySection {
+    /// `json` or `text`.
+    pub log_format: String,
+    /// Log filter in `RUST_LOG` syntax; the `RUST_LOG` variable overrides it.
+    pub log_level: String,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        Self {
+            log_format: "text".into(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// `[[tenants]]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TenantSection {
+    /// Tenant id as it appears in the tenant claim.
+    pub id: String,
+    /// The tenant's Dify apps; the first is the default.
+    pub apps: Vec<AppSection>,
+}
+
+/// `[[tenants.apps]]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AppSection {
+    /// App name as used in the app claim or `X-Dify-App`.
+    pub name: String,
+    /// The Dify app API key (`app-...`).
+    pub api_key: Option<String>,
+    /// File holding the Dify app API key.
+    pub api_key_file: Option<String>,
+}

@@ -1,0 +1,120 @@
+//! Configuration: one TOML tree, loaded and validated once at start-up, before any port is bound.
+//!
+//! `file` is the raw serde tree, `load` reads it with `${ENV}` expansion, `validate` compiles it into
+//! [`Settings`] (typed, with secrets redacted and keys parsed) and reports every problem by key path.
+
+pub mod file;
+pub mod load;
+pub mod units;
+pub mod validate;
+
+use crate::secret::Secret;
+use crate::state::Snapshot;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+pub use load::{EnvSource, ProcessEnv};
+
+/// Exit code for a configuration that cannot be used (`EX_USAGE`).
+pub const EXIT_BAD_CONFIG: i32 = 64;
+
+/// Everything the gateway needs to run, compiled from the file.
+#[derive(Debug)]
+pub struct Settings {
+    /// Listeners and process settings.
+    pub server: ServerSettings,
+    /// The Dify origin.
+    pub upstream: UpstreamSettings,
+    /// Logging.
+    pub telemetry: TelemetrySettings,
+    /// First HS256 key (id, secret), used by `token` and `demo` to sign development tokens.
+    pub signing_key: Option<(String, Secret)>,
+    /// Tenants, apps and JWT keys: the part a reload replaces.
+    pub snapshot: Snapshot,
+}
+
+/// `[server]`, typed.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Tenant-facing proxy address.
+    pub listen: SocketAddr,
+    /// Admin listener address.
+    pub admin_listen: SocketAddr,
+    /// Time in-flight requests get after SIGTERM.
+    pub grace_period: Duration,
+    /// Largest request body accepted.
+    pub max_request_body: u64,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// Pingora pid file.
+    pub pid_file: String,
+    /// Pingora upgrade socket.
+    pub upgrade_sock: String,
+}
+
+/// `[upstream]`, typed.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// `https` origin.
+    pub tls: bool,
+    /// Host name or IP literal (no brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// `Host` header value sent to Dify.
+    pub authority: String,
+    /// Path prefix before `/v1` (empty or starting with `/`, no trailing `/`).
+    pub base_path: String,
+    /// Connect (and TLS handshake) timeout.
+    pub connect_timeout: Duration,
+    /// Per-read timeout, response head included.
+    pub read_timeout: Duration,
+    /// Per-write timeout.
+    pub write_timeout: Duration,
+    /// Idle pooled connections close after this.
+    pub pool_idle_timeout: Duration,
+    /// Verify TLS certificates and host names.
+    pub verify_tls: bool,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// `[telemetry]`, typed.
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    /// Line format.
+    pub log_format: LogFormat,
+    /// Default filter directive.
+    pub log_level: String,
+}
+
+/// Loads and validates `path` with variables from `env`: every problem is returned by key path.
+pub fn load(path: &Path, env: &dyn EnvSource) -> Result<Settings, Vec<String>> {
+    let (raw, mut problems) = load::load_file(path, env)?;
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    match validate::validate(raw, base) {
+        Ok(settings) if problems.is_empty() => Ok(settings),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            // A value whose variable was unset is reported once, not again as invalid.
+            let seen: Vec<String> = problems
+                .iter()
+                .filter_map(|p| p.split(": ").next())
+                .map(String::from)
+                .collect();
+            problems.extend(
+                more.into_iter()
+                    .filter(|m| !seen.iter().any(|s| m.starts_with(&format!("{s}: ")))),
+            );
+            Err(problems)
+        }
+    }
+}

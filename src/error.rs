@@ -1,0 +1,249 @@
+//! Errors the gateway itself raises, in Dify's envelope `{"code", "message", "status"}` (every step of
+//! the request flow ends here on failure). Pingora errors are classified into a closed [`ErrorKind`]
+//! that decides the status, the code, the client-safe message and the metric label.
+
+use bytes::Bytes;
+use pingora::{ErrorSource, ErrorType};
+use std::borrow::Cow;
+
+/// What went wrong, as far as the client and the metrics are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400: the request could not be read.
+    BadRequest,
+    /// 401: no valid tenant JWT.
+    Unauthorized,
+    /// 403: tenant or app not allowed.
+    Forbidden,
+    /// 404: not a served endpoint.
+    NotFound,
+    /// 405: served path, other method.
+    MethodNotAllowed,
+    /// 413: body over `server.max_request_body`.
+    RequestTooLarge,
+    /// 502: Dify refused, is unreachable, or broke the connection.
+    BadGateway,
+    /// 504: Dify did not answer in time.
+    GatewayTimeout,
+    /// 500: a fault of the gateway.
+    Internal,
+}
+
+impl ErrorKind {
+    /// HTTP status.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::RequestTooLarge => 413,
+            Self::BadGateway => 502,
+            Self::GatewayTimeout => 504,
+            Self::Internal => 500,
+        }
+    }
+
+    /// The envelope's `code`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTooLarge => "request_too_large",
+            Self::BadGateway => "bad_gateway",
+            Self::GatewayTimeout => "gateway_timeout",
+            Self::Internal => "internal_server_error",
+        }
+    }
+}
+
+/// An error answered by the gateway: a kind plus a message safe to show the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    /// Classification.
+    pub kind: ErrorKind,
+    /// Client-safe message; never contains keys, tokens or internal addresses.
+    pub message: Cow<'static, str>,
+}
+
+impl GatewayError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The JSON body, formatted as Dify formats its own (`json.dumps` spacing, trailing newline).
+    pub fn body(&self) -> Bytes {
+        envelope(self.kind.code(), &self.message, self.kind.status())
+    }
+}
+
+/// Dify's error envelope: `{"code": ..., "message": ..., "status": N}` plus `\n`.
+pub fn envelope(code: &str, message: &str, status: u16) -> Bytes {
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    Bytes::from(format!(
+        "{{\"code\": {}, \"message\": {}, \"status\": {status}}}\n",
+        q(code),
+        q(message)
+    ))
+}
+
+/// Which way an upstream failure went: the bounded `kind` label of upstream error metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// Connection refused or no route.
+    Refused,
+    /// Connect timed out.
+    ConnectTimeout,
+    /// A read or write timed out.
+    Timeout,
+    /// TLS handshake or certificate failure.
+    Tls,
+    /// Connection closed or broken, or an invalid response.
+    Broken,
+    /// Name resolution failed.
+    Resolve,
+}
+
+impl UpstreamFailure {
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::Timeout => "timeout",
+            Self::Tls => "tls",
+            Self::Broken => "broken",
+            Self::Resolve => "resolve",
+        }
+    }
+}
+
+/// How a Pingora error is answered: `None` when the client connection is already gone.
+pub fn classify(etype: &ErrorType, source: &ErrorSource) -> (Option<GatewayError>, Option<UpstreamFailure>) {
+    use ErrorType as E;
+    let gw = GatewayError::new;
+    if let E::HTTPStatus(413) = etype {
+        let msg = "Request body is larger than the gateway accepts";
+        return (Some(gw(ErrorKind::RequestTooLarge, msg)), None);
+    }
+    if let E::HTTPStatus(code) = etype {
+        let kind = match code {
+            400 => ErrorKind::BadRequest,
+            502 => ErrorKind::BadGateway,
+            504 => ErrorKind::GatewayTimeout,
+            _ => ErrorKind::Internal,
+        };
+        return (Some(gw(kind, default_message(kind))), None);
+    }
+    match source {
+        ErrorSource::Downstream => match etype {
+            E::ReadError | E::WriteError | E::ConnectionClosed => (None, None),
+            E::ReadTimedout => (
+                Some(gw(ErrorKind::BadRequest, "Request body was not received in time")),
+                None,
+            ),
+            _ => (
+                Some(gw(ErrorKind::BadRequest, default_message(ErrorKind::BadRequest))),
+                None,
+            ),
+        },
+        ErrorSource::Upstream => {
+            let f = upstream_failure(etype);
+            let (kind, msg) = match f {
+                UpstreamFailure::Refused => (
+                    ErrorKind::BadGateway,
+                    "Dify refused the connection or is unreachable",
+                ),
+                UpstreamFailure::Resolve => (ErrorKind::BadGateway, "Dify's address could not be resolved"),
+                UpstreamFailure::ConnectTimeout => (
+                    ErrorKind::GatewayTimeout,
+                    "Dify did not accept the connection in time",
+                ),
+                UpstreamFailure::Timeout => (ErrorKind::GatewayTimeout, "Dify did not answer in time"),
+                UpstreamFailure::Tls => (ErrorKind::BadGateway, "TLS handshake with Dify failed"),
+                UpstreamFailure::Broken => (
+                    ErrorKind::BadGateway,
+                    "Dify closed the connection or sent an invalid response",
+                ),
+            };
+            (Some(gw(kind, msg)), Some(f))
+        }
+        ErrorSource::Internal | ErrorSource::Unset => match etype {
+            E::ConnectTimedout | E::ConnectRefused | E::ConnectNoRoute | E::ConnectError => {
+                classify(etype, &ErrorSource::Upstream)
+            }
+            _ => (
+                Some(gw(ErrorKind::Internal, default_message(ErrorKind::Internal))),
+                None,
+            ),
+        },
+    }
+}
+
+fn upstream_failure(etype: &ErrorType) -> UpstreamFailure {
+    use ErrorType as E;
+    match etype {
+        E::ConnectTimedout => UpstreamFailure::ConnectTimeout,
+        E::ReadTimedout | E::WriteTimedout | E::TLSHandshakeTimedout => UpstreamFailure::Timeout,
+        E::ConnectRefused | E::ConnectNoRoute | E::ConnectError | E::BindError | E::SocketError => {
+            UpstreamFailure::Refused
+        }
+        E::TLSHandshakeFailure | E::InvalidCert | E::HandshakeError | E::TLSWantX509Lookup => {
+            UpstreamFailure::Tls
+        }
+        E::Custom("resolve") => UpstreamFailure::Resolve,
+        _ => UpstreamFailure::Broken,
+    }
+}
+
+/// The generic message for a kind.
+pub fn default_message(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::BadRequest => "The request could not be understood",
+        ErrorKind::Unauthorized => "A valid tenant token is required",
+        ErrorKind::Forbidden => "Not allowed",
+        ErrorKind::NotFound => "The requested URL was not found on the gateway",
+        ErrorKind::MethodNotAllowed => "The method is not allowed for the requested URL",
+        ErrorKind::RequestTooLarge => "Request body is larger than the gateway accepts",
+        ErrorKind::BadGateway => "Dify could not be reached",
+        ErrorKind::GatewayTimeout => "Dify did not answer in time",
+        ErrorKind::Internal => "The gateway failed to handle the request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_matches_difys_format() {
+        let e = GatewayError::new(ErrorKind::Unauthorized, "Access token has \"expired\"");
+        assert_eq!(
+            &e.body()[..],
+            b"{\"code\": \"unauthorized\", \"message\": \"Access token has \\\"expired\\\"\", \"status\": 401}\n"
+        );
+    }
+
+    #[test]
+    fn classifies_upstream_failures() {
+        let (e, f) = classify(&ErrorType::ConnectRefused, &ErrorSource::Upstream);
+        assert_eq!(
+            (e.map(|e| e.kind), f),
+            (Some(ErrorKind::BadGateway), Some(UpstreamFailure::Refused))
+        );
+        let (e, _) = classify(&ErrorType::ReadTimedout, &ErrorSource::Upstream);
+        assert_eq!(e.map(|e| e.kind), Some(ErrorKind::GatewayTimeout));
+        let (e, _) = classify(&ErrorType::HTTPStatus(413), &ErrorSource::Internal);
+        assert_eq!(e.map(|e| e.kind.status()), Some(413));
+        let (e, _) = classify(&ErrorType::WriteError, &ErrorSource::Downstream);
+        assert!(e.is_none());
+    }
+}

@@ -1,0 +1,38 @@
+//! dify-gateway: a multi-tenant gateway in front of Dify's Completion-app Service API, on Pingora.
+//!
+//! Start-up: `cli` → `config` (load, `${ENV}`, validate; exit 64 on any problem) → `server` (Pingora
+//! `ServerConf` from our settings; proxy, admin and resolver services) → run.
+//!
+//! Request flow through [`proxy::Gateway`] (one Pingora phase per step):
+//!
+//! ```text
+//! new_ctx                 load the Snapshot once                         state
+//! request_filter          route → body cap → JWT → tenant/app            proxy::admit (route, auth, tenant)
+//!                         refusals answered in Dify's envelope           error, proxy::respond
+//! upstream_peer           Dify origin, timeouts, TLS                     upstream::Upstream::peer
+//! upstream_request_filter app key instead of JWT, hop-by-hop stripped    upstream::rewrite_request
+//! request_body_filter     streamed body, size cap (413)                  proxy
+//! response_filter         X-Request-Id; SSE: no buffering headers        proxy
+//! fail_to_proxy           502/504 in Dify's envelope                     error::classify
+//! logging                 metrics and the access log line, once          metrics
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
+pub mod error;
+pub mod metrics;
+pub mod proxy;
+pub mod route;
+pub mod secret;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+pub mod tenant;
+pub mod upstream;

@@ -1,0 +1,84 @@
+//! Assembles and runs the Pingora server (start-up step 3): Pingora's `ServerConf` is built from our
+//! settings, then the proxy, admin and resolver services are added. Ports are bound only here, after
+//! the configuration has been validated.
+
+use crate::admin::AdminApp;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::proxy::Gateway;
+use crate::state::SharedSnapshot;
+use crate::upstream::Upstream;
+use async_trait::async_trait;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{BackgroundService, background_service};
+use pingora::services::listening::Service;
+use prometheus::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a host-name upstream is re-resolved.
+const RESOLVE_EVERY: Duration = Duration::from_secs(30);
+
+/// Pingora's server settings, derived from ours.
+pub fn server_conf(s: &Settings) -> ServerConf {
+    ServerConf {
+        threads: s.server.threads,
+        grace_period_seconds: Some(s.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(5),
+        pid_file: s.server.pid_file.clone(),
+        upgrade_sock: s.server.upgrade_sock.clone(),
+        ..ServerConf::default()
+    }
+}
+
+/// Builds the server with all its services, ready to run.
+pub fn build(settings: Settings) -> Result<Server, String> {
+    let mut server = Server::new_with_opt_and_conf(None, server_conf(&settings));
+    server.bootstrap();
+    let registry = Registry::new();
+    let metrics = Metrics::register(&registry).map_err(|e| format!("metrics: {e}"))?;
+    let upstream = Arc::new(Upstream::new(settings.upstream.clone()));
+    let gateway = Gateway {
+        snapshot: Arc::new(SharedSnapshot::new(settings.snapshot)),
+        upstream: upstream.clone(),
+        metrics,
+        max_request_body: settings.server.max_request_body,
+    };
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "dify-gateway");
+    proxy.add_tcp(&settings.server.listen.to_string());
+    let mut admin = Service::new(
+        "admin".to_string(),
+        AdminApp {
+            registry,
+            upstream: upstream.clone(),
+        },
+    );
+    admin.threads = Some(1);
+    admin.add_tcp(&settings.server.admin_listen.to_string());
+    server.add_service(proxy);
+    server.add_service(admin);
+    if upstream.needs_refresh() {
+        server.add_service(background_service("upstream resolver", Resolver(upstream)));
+    }
+    Ok(server)
+}
+
+/// Re-resolves a host-name upstream so that a moved Dify is followed without a restart.
+struct Resolver(Arc<Upstream>);
+
+#[async_trait]
+impl BackgroundService for Resolver {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(RESOLVE_EVERY) => {
+                    let up = self.0.clone();
+                    let _ = tokio::task::spawn_blocking(move || up.refresh()).await;
+                }
+            }
+        }
+    }
+}

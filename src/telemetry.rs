@@ -1,0 +1,21 @@
+//! Log output (start-up): a tracing subscriber writing JSON or text lines, filtered by
+//! `telemetry.log_level` or `RUST_LOG`. Pingora's own `log` lines are bridged into it.
+
+use crate::config::{LogFormat, TelemetrySettings};
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. Safe to call once per process; later calls do nothing.
+pub fn init_logging(t: &TelemetrySettings) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&t.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match t.log_format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,384 @@
+//! Test harness: the real gateway binary on loopback in front of the in-process Dify simulator, with
+//! OS-assigned ports, readiness waits instead of sleeps, and JWT minting with test-only keys.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use dify_sim::{SimApp, SimConfig, Simulator};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+pub const RSA_PRIVATE: &str = include_str!("../fixtures/keys/rsa-private.pem");
+pub const RSA_PUBLIC_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/rsa-public.pem");
+pub const EC_PRIVATE: &str = include_str!("../fixtures/keys/ec-private.pk8.pem");
+pub const EC_PUBLIC_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/ec-public.pem");
+
+pub const KEY_ACME_WRITER: &str = "app-acme-writer-key";
+pub const KEY_ACME_EDITOR: &str = "app-acme-editor-key";
+pub const KEY_GLOBEX: &str = "app-globex-key";
+
+/// A port the OS just handed out and released.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Options of one test setup.
+pub struct Setup {
+    pub sim: SimConfig,
+    /// Extra TOML appended to `[upstream]`.
+    pub upstream_extra: String,
+    /// Extra TOML appended to `[server]`.
+    pub server_extra: String,
+    /// Upstream URL override (default: the simulator).
+    pub upstream_url: Option<String>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        let app = |key: &str, name: &str| SimApp {
+            key: key.into(),
+            name: name.into(),
+            tts_autoplay: false,
+        };
+        Self {
+            sim: SimConfig {
+                apps: vec![
+                    app(KEY_ACME_WRITER, "Acme writer"),
+                    app(KEY_ACME_EDITOR, "Acme editor"),
+                    app(KEY_GLOBEX, "Globex writer"),
+                ],
+                ..SimConfig::default()
+            },
+            upstream_extra: String::new(),
+            server_extra: String::new(),
+            upstream_url: None,
+        }
+    }
+}
+
+/// A running gateway in front of a running simulator.
+pub struct Env {
+    pub sim: Simulator,
+    pub gw: Gateway,
+    pub http: reqwest::Client,
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        Self::with(Setup::default()).await
+    }
+
+    pub async fn with(setup: Setup) -> Env {
+        let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), setup.sim.clone())
+            .await
+            .unwrap();
+        let url = setup.upstream_url.clone().unwrap_or_else(|| sim.base_url());
+        // With a chosen (possibly dead) upstream, readiness cannot be required: wait for liveness.
+        let probe = if setup.upstream_url.is_some() {
+            "/healthz"
+        } else {
+            "/readyz"
+        };
+        let gw = Gateway::start_probing(&config_toml(&url, &setup), probe).await;
+        Env {
+            sim,
+            gw,
+            http: client(),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the gateway.
+    pub fn url(&self, path: &str) -> String {
+        self.gw.url(path)
+    }
+
+    /// Requests the simulator has seen so far.
+    pub fn upstream_count(&self) -> usize {
+        self.sim.requests().len()
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+pub fn config_toml(upstream_url: &str, setup: &Setup) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:{{LISTEN}}"
+admin_listen = "127.0.0.1:{{ADMIN}}"
+grace_period = "1s"
+max_request_body = "40MB"
+threads = 2
+{server_extra}
+
+[upstream]
+url = "{upstream_url}"
+connect_timeout = "2s"
+{upstream_extra}
+
+[auth]
+issuer = "https://idp.test"
+audience = "dify-gateway"
+leeway = "5s"
+
+[[auth.keys]]
+id = "hs"
+algorithm = "HS256"
+secret = "{SECRET}"
+
+[[auth.keys]]
+id = "rs"
+algorithm = "RS256"
+public_key_file = "{RSA_PUBLIC_FILE}"
+
+[[auth.keys]]
+id = "es"
+algorithm = "ES256"
+public_key_file = "{EC_PUBLIC_FILE}"
+
+[telemetry]
+log_format = "json"
+
+[[tenants]]
+id = "acme"
+[[tenants.apps]]
+name = "writer"
+api_key = "{KEY_ACME_WRITER}"
+[[tenants.apps]]
+name = "editor"
+api_key = "{KEY_ACME_EDITOR}"
+
+[[tenants]]
+id = "globex"
+[[tenants.apps]]
+name = "writer"
+api_key = "{KEY_GLOBEX}"
+"#,
+        server_extra = setup.server_extra,
+        upstream_extra = setup.upstream_extra,
+    )
+}
+
+/// The real `dify-gateway` binary, killed on drop.
+pub struct Gateway {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Writes `toml` (with `{LISTEN}`/`{ADMIN}` replaced by free ports), starts the binary and waits
+    /// until `/readyz` answers 200.
+    pub async fn start(toml: &str) -> Gateway {
+        Self::start_probing(toml, "/readyz").await
+    }
+
+    /// Like [`Gateway::start`], waiting for `probe` (an admin path) to answer 200.
+    pub async fn start_probing(toml: &str, probe: &str) -> Gateway {
+        for _ in 0..3 {
+            let (listen, admin) = (free_port(), free_port());
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("gateway.toml");
+            let text = toml
+                .replace("{LISTEN}", &listen.to_string())
+                .replace("{ADMIN}", &admin.to_string());
+            let text = text.replacen(
+                "[server]\n",
+                &format!(
+                    "[server]\npid_file = \"{0}/gw.pid\"\nupgrade_sock = \"{0}/gw.sock\"\n",
+                    dir.path().display()
+                ),
+                1,
+            );
+            std::fs::write(&path, text).unwrap();
+            let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+            let child = Command::new(env!("CARGO_BIN_EXE_dify-gateway"))
+                .arg("--config")
+                .arg(&path)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let mut gw = Gateway {
+                child,
+                addr: ([127, 0, 0, 1], listen).into(),
+                admin: ([127, 0, 0, 1], admin).into(),
+                dir,
+            };
+            if gw.wait_for(probe, Duration::from_secs(20)).await {
+                return gw;
+            }
+            // A port taken between reservation and bind: try again with new ones.
+            let _ = gw.child.kill();
+        }
+        panic!("gateway did not become ready");
+    }
+
+    /// Polls the admin path `probe` until 200 or the deadline; false if the process died first.
+    pub async fn wait_for(&mut self, probe: &str, limit: Duration) -> bool {
+        let http = client();
+        let deadline = Instant::now() + limit;
+        let url = format!("http://{}{probe}", self.admin);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(r) = http.get(&url).timeout(Duration::from_millis(500)).send().await
+                && r.status() == 200
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        false
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Everything the gateway logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Scrapes `/metrics` until it contains `line` (requests are recorded when they finish, which
+    /// may be after the client has its answer); fails after 10 s.
+    pub async fn metrics_contain(&self, line: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = self.metrics().await;
+            if m.contains(line) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "metrics never contained `{line}`:\n{m}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Claims for tenant `tenant` (and `app` when given), valid for a minute.
+pub fn claims(tenant: &str, app: Option<&str>) -> Value {
+    let mut c =
+        json!({"tenant": tenant, "exp": now() + 60, "iss": "https://idp.test", "aud": "dify-gateway"});
+    if let Some(a) = app {
+        c["app"] = json!(a);
+    }
+    c
+}
+
+pub fn sign_hs(kid: Option<&str>, claims: &Value) -> String {
+    let mut h = Header::new(Algorithm::HS256);
+    h.kid = kid.map(String::from);
+    jsonwebtoken::encode(&h, claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+}
+
+pub fn sign_rs(claims: &Value) -> String {
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some("rs".into());
+    jsonwebtoken::encode(
+        &h,
+        claims,
+        &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+pub fn sign_es(claims: &Value) -> String {
+    let mut h = Header::new(Algorithm::ES256);
+    h.kid = Some("es".into());
+    jsonwebtoken::encode(
+        &h,
+        claims,
+        &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+/// A valid HS256 token for `tenant`/`app`.
+pub fn token(tenant: &str, app: Option<&str>) -> String {
+    sign_hs(Some("hs"), &claims(tenant, app))
+}
+
+pub fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+/// Asserts a gateway error envelope.
+pub async fn assert_envelope(resp: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(resp.status().as_u16(), status);
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(ctype.starts_with("application/json"), "content-type {ctype}");
+    assert!(resp.headers().get("x-request-id").is_some(), "no x-request-id");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    body
+}
+
+/// Splits an SSE body into frames (blank-line separated).
+pub fn frames(body: &str) -> Vec<String> {
+    body.replace("\r\n", "\n")
+        .split("\n\n")
+        .filter(|f| !f.trim().is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The JSON payloads of the `data:` frames.
+pub fn data_events(body: &str) -> Vec<Value> {
+    frames(body)
+        .iter()
+        .filter_map(|f| f.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
