@@ -41,6 +41,8 @@ pub struct Metrics {
     pub active_streams: IntGauge,
     auth_failures: IntCounterVec,
     upstream_errors: IntCounterVec,
+    stops: IntCounterVec,
+    sse_events: IntCounterVec,
 }
 
 fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -82,6 +84,18 @@ impl Metrics {
             "Failures talking to Dify, by kind.",
             &["kind"],
         )?;
+        let stops = counter(
+            reg,
+            "stops_total",
+            "Stop calls sent to Dify, by cause (client, disconnect, shutdown).",
+            &["cause"],
+        )?;
+        let sse_events = counter(
+            reg,
+            "sse_events_total",
+            "Server-sent events passed to clients, by kind.",
+            &["kind"],
+        )?;
         let build = IntGaugeVec::new(
             Opts::new(
                 format!("{PREFIX}build_info"),
@@ -97,6 +111,8 @@ impl Metrics {
             active_streams,
             auth_failures,
             upstream_errors,
+            stops,
+            sse_events,
         })
     }
 
@@ -118,6 +134,18 @@ impl Metrics {
     /// Counts a refused call (`reason` from a closed set).
     pub fn auth_failure(&self, reason: &'static str) {
         self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a stop sent to Dify (`cause` from a closed set).
+    pub fn stop(&self, cause: &'static str) {
+        self.stops.with_label_values(&[cause]).inc();
+    }
+
+    /// Counts `n` SSE events of `kind` (a closed set).
+    pub fn sse_events(&self, kind: &'static str, n: u64) {
+        if n > 0 {
+            self.sse_events.with_label_values(&[kind]).inc_by(n);
+        }
     }
 
     /// Counts an upstream failure (`kind` from a closed set).

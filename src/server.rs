@@ -6,7 +6,9 @@ use crate::admin::AdminApp;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::proxy::Gateway;
+use crate::ownership::Ownership;
 use crate::state::SharedSnapshot;
+use crate::stopper::{ActiveStreams, ShutdownStops, Stopper};
 use crate::upstream::Upstream;
 use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
@@ -20,11 +22,14 @@ use std::time::Duration;
 /// How often a host-name upstream is re-resolved.
 const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 
+/// Time after the grace period that stops of still-open streams get before Pingora shuts down.
+const STOP_MARGIN: Duration = Duration::from_secs(3);
+
 /// Pingora's server settings, derived from ours.
 pub fn server_conf(s: &Settings) -> ServerConf {
     ServerConf {
         threads: s.server.threads,
-        grace_period_seconds: Some(s.server.grace_period.as_secs()),
+        grace_period_seconds: Some((s.server.grace_period + STOP_MARGIN).as_secs()),
         graceful_shutdown_timeout_seconds: Some(5),
         pid_file: s.server.pid_file.clone(),
         upgrade_sock: s.server.upgrade_sock.clone(),
@@ -39,11 +44,19 @@ pub fn build(settings: Settings) -> Result<Server, String> {
     let registry = Registry::new();
     let metrics = Metrics::register(&registry).map_err(|e| format!("metrics: {e}"))?;
     let upstream = Arc::new(Upstream::new(settings.upstream.clone()));
+    let stopper = Arc::new(Stopper::new(upstream.clone(), metrics.clone()));
+    let active = Arc::new(ActiveStreams::default());
+    let shutdown_stops =
+        ShutdownStops { streams: active.clone(), stopper: stopper.clone(), grace: settings.server.grace_period };
     let gateway = Gateway {
         snapshot: Arc::new(SharedSnapshot::new(settings.snapshot)),
         upstream: upstream.clone(),
         metrics,
         max_request_body: settings.server.max_request_body,
+        streams: settings.streams.clone(),
+        ownership: Arc::new(Ownership::default()),
+        active,
+        stopper,
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "dify-gateway");
@@ -59,6 +72,7 @@ pub fn build(settings: Settings) -> Result<Server, String> {
     admin.add_tcp(&settings.server.admin_listen.to_string());
     server.add_service(proxy);
     server.add_service(admin);
+    server.add_service(background_service("shutdown stops", shutdown_stops));
     if upstream.needs_refresh() {
         server.add_service(background_service("upstream resolver", Resolver(upstream)));
     }

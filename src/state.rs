@@ -15,6 +15,8 @@ pub struct App {
     pub name: String,
     /// The Dify app key; never leaves the gateway except towards Dify.
     pub api_key: Secret,
+    /// Dify's `user` is prefixed with the tenant id.
+    pub scope_users: bool,
 }
 
 /// A tenant and its apps; the first app is the default.

@@ -55,6 +55,7 @@ mod tests {
             Arc::new(App {
                 name: n.into(),
                 api_key: Secret::new(format!("app-{n}")),
+                scope_users: true,
             })
         };
         let t = Arc::new(Tenant {

@@ -112,7 +112,8 @@ async fn uploads_stream_through_under_the_size_cap() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 201);
+    let status = resp.status();
+    assert_eq!(status, 201, "{}", resp.text().await.unwrap());
     assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["size"], size);
 
     // Over the cap with a declared length: refused before Dify.

@@ -16,6 +16,8 @@ pub struct FileConfig {
     pub upstream: UpstreamSection,
     /// Tenant JWT verification.
     pub auth: AuthSection,
+    /// Streaming behaviour.
+    pub streams: StreamsSection,
     /// Logging.
     pub telemetry: TelemetrySection,
     /// Tenants, each with its Dify apps.
@@ -139,6 +141,31 @@ pub struct KeySection {
     pub public_key_file: Option<String>,
 }
 
+/// `[streams]`
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct StreamsSection {
+    /// Call Dify's stop when a client drops a stream before its end.
+    pub stop_on_disconnect: bool,
+    /// Largest single SSE event the observer reads whole (larger ones are passed on, partly read).
+    pub max_event_bytes: String,
+    /// Largest JSON request body whose `user` is rewritten (completion, stop, feedback, TTS).
+    pub max_json_body: String,
+    /// Largest blocking completion body read for its usage.
+    pub max_blocking_body: String,
+}
+
+impl Default for StreamsSection {
+    fn default() -> Self {
+        Self {
+            stop_on_disconnect: true,
+            max_event_bytes: "256KB".into(),
+            max_json_body: "10MB".into(),
+            max_blocking_body: "4MB".into(),
+        }
+    }
+}
+
 /// `[telemetry]`
 #[derive(Debug, Deserialize)]
 #[serde(default)]
@@ -169,7 +196,7 @@ pub struct TenantSection {
 }
 
 /// `[[tenants.apps]]`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(default)]
 pub struct AppSection {
     /// App name as used in the app claim or `X-Dify-App`.
@@ -178,4 +205,12 @@ pub struct AppSection {
     pub api_key: Option<String>,
     /// File holding the Dify app API key.
     pub api_key_file: Option<String>,
+    /// Prefix Dify's `user` with the tenant id (`acme:bob`), so tenants sharing an app stay apart.
+    pub scope_users: bool,
+}
+
+impl Default for AppSection {
+    fn default() -> Self {
+        Self { name: String::new(), api_key: None, api_key_file: None, scope_users: true }
+    }
 }

@@ -26,6 +26,8 @@ pub struct Settings {
     pub server: ServerSettings,
     /// The Dify origin.
     pub upstream: UpstreamSettings,
+    /// Streaming behaviour.
+    pub streams: StreamSettings,
     /// Logging.
     pub telemetry: TelemetrySettings,
     /// First HS256 key (id, secret), used by `token` and `demo` to sign development tokens.
@@ -76,6 +78,19 @@ pub struct UpstreamSettings {
     pub pool_idle_timeout: Duration,
     /// Verify TLS certificates and host names.
     pub verify_tls: bool,
+}
+
+/// `[streams]`, typed.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// Stop Dify's generation when a client drops a stream early.
+    pub stop_on_disconnect: bool,
+    /// Largest SSE event read whole.
+    pub max_event_bytes: usize,
+    /// Largest JSON body rewritten.
+    pub max_json_body: usize,
+    /// Largest blocking completion body read for usage.
+    pub max_blocking_body: usize,
 }
 
 /// Log line format.

@@ -2,7 +2,7 @@
 //! `key.path: message` instead of stopping at the first.
 
 use super::file::{AppSection, AuthSection, FileConfig, KeySection, ServerSection, UpstreamSection};
-use super::{LogFormat, ServerSettings, Settings, TelemetrySettings, UpstreamSettings, units};
+use super::{LogFormat, ServerSettings, Settings, StreamSettings, TelemetrySettings, UpstreamSettings, units};
 use crate::auth::{JwtPolicy, JwtVerifier, VerifyKey};
 use crate::secret::Secret;
 use crate::state::{App, Snapshot, Tenant};
@@ -53,6 +53,7 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Settings, Vec<String>> {
     let server = server(&mut p, &raw.server);
     let upstream = upstream(&mut p, &raw.upstream);
     let telemetry = telemetry(&mut p, &raw);
+    let streams = streams(&mut p, &raw);
     let (keys, policy, signing_key) = auth(&mut p, &raw.auth, base);
     let tenants = tenants(&mut p, &raw, base);
     if !p.0.is_empty() {
@@ -62,6 +63,7 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Settings, Vec<String>> {
     Ok(Settings {
         server,
         upstream,
+        streams,
         telemetry,
         signing_key,
         snapshot: Snapshot::new(tenants, verifier),
@@ -164,6 +166,27 @@ pub fn parse_origin(url: &str) -> Result<(bool, String, u16, String), String> {
         base.clear();
     }
     Ok((tls, host, port, base))
+}
+
+fn streams(p: &mut Problems, raw: &FileConfig) -> StreamSettings {
+    let s = &raw.streams;
+    let mut size = |key: &str, text: &str| match units::size(text) {
+        Ok(n) if n >= 1024 => usize::try_from(n).unwrap_or(usize::MAX),
+        Ok(_) => {
+            p.add(format!("streams.{key}"), "must be at least 1KB");
+            0
+        }
+        Err(e) => {
+            p.add(format!("streams.{key}"), e);
+            0
+        }
+    };
+    StreamSettings {
+        stop_on_disconnect: s.stop_on_disconnect,
+        max_event_bytes: size("max_event_bytes", &s.max_event_bytes),
+        max_json_body: size("max_json_body", &s.max_json_body),
+        max_blocking_body: size("max_blocking_body", &s.max_blocking_body),
+    }
 }
 
 fn telemetry(p: &mut Problems, raw: &FileConfig) -> TelemetrySettings {
@@ -373,6 +396,7 @@ fn tenants(p: &mut Problems, raw: &FileConfig, base: &Path) -> HashMap<String, A
                 apps.push(Arc::new(App {
                     name: a.name.clone(),
                     api_key: Secret::new(key),
+                    scope_users: a.scope_users,
                 }));
             }
         }

@@ -162,6 +162,7 @@ mod tests {
         let app = Arc::new(App {
             name: "writer".into(),
             api_key: Secret::new("app-x"),
+            scope_users: true,
         });
         let t = Arc::new(Tenant {
             id: "acme".into(),

@@ -1,10 +1,16 @@
 //! Per-request state carried through the Pingora phases, grouped by concern. Created in `new_ctx`
 //! (the snapshot is loaded once here and used to the end of the request).
 
+use super::body::BodyPlan;
+use super::respond::LocalAnswer;
+use super::watch::Watch;
 use crate::auth::AuthError;
 use crate::error::UpstreamFailure;
+use crate::ownership::Owner;
 use crate::route::Route;
+use crate::secret::Secret;
 use crate::state::{App, Snapshot, Tenant};
+use crate::stream::Observation;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,8 +26,24 @@ pub struct RequestCtx {
     pub route: Option<Route>,
     /// The caller's tenant and app, once resolved.
     pub tenant: Option<(Arc<Tenant>, Arc<App>)>,
-    /// Request body bytes forwarded so far.
+    /// A different app key for Dify (a stop goes with the key its task was started with).
+    pub key_override: Option<Secret>,
+    /// How the request body is handled.
+    pub body: BodyPlan,
+    /// Request body bytes received so far.
     pub body_bytes: u64,
+    /// `user` as Dify sees it, once the body has been read.
+    pub dify_user: Option<String>,
+    /// The answer to give instead of Dify's, when a body filter refuses the request.
+    pub answer: Option<LocalAnswer>,
+    /// What is read from Dify's response.
+    pub watch: Watch,
+    /// What a finished blocking body said.
+    pub seen: Option<Observation>,
+    /// The response's ids have been recorded.
+    pub recorded: bool,
+    /// Handle in the active-stream registry while a generation runs.
+    pub active: Option<u64>,
     /// The response is a stream (SSE or audio) and counted in `active_streams`.
     pub streaming: bool,
     /// Why auth refused the call, for metrics.
@@ -39,7 +61,15 @@ impl RequestCtx {
             request_id: String::new(),
             route: None,
             tenant: None,
+            key_override: None,
+            body: BodyPlan::Pass,
             body_bytes: 0,
+            dify_user: None,
+            answer: None,
+            watch: Watch::Nothing,
+            seen: None,
+            recorded: false,
+            active: None,
             streaming: false,
             auth_failure: None,
             upstream_failure: None,
@@ -48,10 +78,7 @@ impl RequestCtx {
 
     /// Endpoint label.
     pub fn endpoint(&self) -> &'static str {
-        self.route
-            .as_ref()
-            .map(|r| r.endpoint.name())
-            .unwrap_or("unmatched")
+        self.route.as_ref().map(|r| r.endpoint.name()).unwrap_or("unmatched")
     }
 
     /// Tenant and app labels (configured names only, else `none`).
@@ -60,5 +87,16 @@ impl RequestCtx {
             Some((t, a)) => (t.id.as_str(), a.name.as_str()),
             None => ("none", "none"),
         }
+    }
+
+    /// The owner record for ids this response hands out.
+    pub fn owner(&self) -> Option<Arc<Owner>> {
+        let (t, a) = self.tenant.as_ref()?;
+        Some(Arc::new(Owner { tenant: t.id.clone(), app: a.name.clone(), user: self.dify_user.clone() }))
+    }
+
+    /// The app key Dify sees for this request.
+    pub fn api_key(&self) -> Option<&Secret> {
+        self.key_override.as_ref().or(self.tenant.as_ref().map(|(_, a)| &a.api_key))
     }
 }

@@ -1,18 +1,27 @@
 //! `Gateway`: the Pingora `ProxyHttp` implementation. Each phase is thin and calls the modules that
-//! hold the logic: `admit` (route, auth, tenant), `upstream` (peer, rewrite), `error` (envelopes),
-//! `metrics` (recorded once, in `logging`).
+//! hold the logic: `admit` (route, auth, tenant), `guard` (ownership of ids), `body` (user scoping),
+//! `upstream` (peer, rewrite), `watch` (what Dify's responses say), `error` (envelopes), `metrics`
+//! (recorded once, in `logging`).
 
 mod admit;
+mod body;
 mod ctx;
+mod guard;
+mod record;
 mod respond;
+mod watch;
 
 pub use admit::{Admission, Head, admit};
 pub use ctx::RequestCtx;
+pub use respond::LocalAnswer;
 
 use crate::auth::unix_now;
+use crate::config::StreamSettings;
 use crate::error;
 use crate::metrics::{Metrics, RequestLabels};
+use crate::ownership::Ownership;
 use crate::state::SharedSnapshot;
+use crate::stopper::{ActiveStreams, Stopper};
 use crate::upstream::{self, Forwarding, Upstream};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,6 +29,10 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::sync::Arc;
+use std::time::Instant;
+
+/// Pingora error type for a request the gateway answers itself from a body filter.
+const ANSWERED: ErrorType = ErrorType::Custom("answered_by_gateway");
 
 /// The tenant-facing proxy.
 pub struct Gateway {
@@ -31,6 +44,14 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// `server.max_request_body`.
     pub max_request_body: u64,
+    /// `[streams]`.
+    pub streams: StreamSettings,
+    /// Who owns which task, message and annotation ids.
+    pub ownership: Arc<Ownership>,
+    /// Generations running behind open streams.
+    pub active: Arc<ActiveStreams>,
+    /// Sends stops to Dify.
+    pub stopper: Arc<Stopper>,
 }
 
 #[async_trait]
@@ -44,6 +65,7 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
         ctx.request_id = upstream::request_id(req.headers.get("x-request-id").map(|v| v.as_bytes()));
+        let ctype = req.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let head = Head {
             method: req.method.as_str(),
             path: req.uri.path(),
@@ -56,36 +78,40 @@ impl ProxyHttp for Gateway {
         };
         match admit(&head, &ctx.snapshot, self.max_request_body, unix_now()) {
             Admission::Proceed { route, tenant, app } => {
+                let guarded = guard::path(&route, &tenant, &app, &self.ownership);
+                ctx.body = body::BodyPlan::choose(route.endpoint, ctype, &tenant.id, app.scope_users);
                 ctx.route = Some(route);
                 ctx.tenant = Some((tenant, app));
-                Ok(false)
+                match guarded {
+                    guard::Guard::Forward(key) => {
+                        ctx.key_override = key;
+                        Ok(false)
+                    }
+                    guard::Guard::Answer(answer) => {
+                        respond::send(session, &answer, &ctx.request_id).await?;
+                        Ok(true)
+                    }
+                }
             }
             Admission::Preflight(allow) => {
                 respond::preflight(session, &allow, &ctx.request_id).await?;
                 Ok(true)
             }
-            Admission::Refuse {
-                route,
-                caller,
-                error,
-                allow,
-                auth,
-                reason,
-            } => {
+            Admission::Refuse { route, caller, error, allow, auth, reason } => {
                 ctx.route = route;
                 ctx.tenant = caller;
-                let mut extra: Vec<(&'static str, &str)> = Vec::new();
-                if let Some(a) = allow.as_deref() {
-                    extra.push(("allow", a));
+                let mut answer = LocalAnswer::from(&error);
+                if let Some(a) = allow {
+                    answer.headers.push(("allow", a));
                 }
                 if auth.is_some() {
-                    extra.push(("www-authenticate", "Bearer realm=\"dify-gateway\""));
+                    answer.headers.push(("www-authenticate", "Bearer realm=\"dify-gateway\"".into()));
                 }
                 if let Some(r) = reason {
                     self.metrics.auth_failure(r);
                 }
                 ctx.auth_failure = auth;
-                respond::error(session, &error, &ctx.request_id, &extra).await?;
+                respond::send(session, &answer, &ctx.request_id).await?;
                 Ok(true)
             }
         }
@@ -94,9 +120,7 @@ impl ProxyHttp for Gateway {
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         match self.upstream.peer() {
             Some(peer) => Ok(Box::new(peer)),
-            None => {
-                Err(Error::explain(ErrorType::Custom("resolve"), "upstream name did not resolve").into_up())
-            }
+            None => Err(Error::explain(ErrorType::Custom("resolve"), "upstream name did not resolve").into_up()),
         }
     }
 
@@ -106,34 +130,45 @@ impl ProxyHttp for Gateway {
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some((_, app)) = &ctx.tenant else {
+        let Some(api_key) = ctx.api_key() else {
             return Err(Error::explain(ErrorType::InternalError, "no app resolved"));
         };
         let fwd = Forwarding {
-            api_key: app.api_key.expose(),
+            api_key: api_key.expose(),
             client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
             request_id: &ctx.request_id,
         };
-        upstream::rewrite_request(req, self.upstream.settings(), &fwd)
+        upstream::rewrite_request(req, self.upstream.settings(), &fwd)?;
+        if ctx.body.rewrites() && !session.is_body_empty() {
+            req.remove_header(&http::header::CONTENT_LENGTH);
+            req.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+        }
+        Ok(())
     }
 
     async fn request_body_filter(
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _eos: bool,
+        eos: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(b) = body {
-            ctx.body_bytes += b.len() as u64;
-            if ctx.body_bytes > self.max_request_body {
-                return Err(Error::explain(
-                    ErrorType::HTTPStatus(413),
-                    "request body over the cap",
-                ));
+        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        if ctx.body_bytes > self.max_request_body {
+            return Err(Error::explain(ErrorType::HTTPStatus(413), "request body over the cap"));
+        }
+        let tenant = ctx.tenant.as_ref().map(|(t, _)| t.id.clone()).unwrap_or_default();
+        match body::filter(&mut ctx.body, body, eos, &tenant, self.streams.max_json_body) {
+            Ok(None) => Ok(()),
+            Ok(Some(facts)) => {
+                ctx.dify_user = facts.dify_user;
+                self.check_message(ctx, facts.message_id.as_deref())
+            }
+            Err(refusal) => {
+                ctx.answer = Some(LocalAnswer::from(&refusal));
+                Err(Error::explain(ANSWERED, "request refused by a body filter"))
             }
         }
-        Ok(())
     }
 
     async fn response_filter(
@@ -143,12 +178,11 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         resp.insert_header("x-request-id", ctx.request_id.as_str())?;
-        let ctype = resp
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let (sse, audio) = (is_event_stream(ctype), ctype.starts_with("audio/"));
+        let ctype = resp.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let (sse, audio) = (watch::is_event_stream(ctype), ctype.starts_with("audio/"));
+        if let Some(route) = &ctx.route {
+            ctx.watch = watch::Watch::choose(route.endpoint, resp.status.as_u16(), ctype, &self.streams, ctx.start);
+        }
         if sse {
             resp.insert_header("x-accel-buffering", "no")?;
             resp.insert_header("cache-control", "no-cache")?;
@@ -160,22 +194,40 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-        let (answer, failure) = error::classify(e.etype(), e.esource());
-        if let Some(f) = failure {
-            ctx.upstream_failure = Some(f);
-            self.metrics.upstream_error(f.label());
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        eos: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(done) = ctx.watch.feed(body.as_deref(), eos, Instant::now()) {
+            self.record_blocking(ctx, done);
+        } else {
+            self.track_stream(ctx);
         }
-        let code = answer.as_ref().map(|a| a.kind.status()).unwrap_or(0);
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let answer = match (e.etype(), ctx.answer.take()) {
+            (t, Some(a)) if *t == ANSWERED => Some(a),
+            _ => {
+                let (answer, failure) = error::classify(e.etype(), e.esource());
+                if let Some(f) = failure {
+                    ctx.upstream_failure = Some(f);
+                    self.metrics.upstream_error(f.label());
+                }
+                answer.as_ref().map(LocalAnswer::from)
+            }
+        };
+        let code = answer.as_ref().map_or(0, |a| a.status);
         if let (Some(answer), None) = (&answer, session.response_written())
-            && let Err(write_err) = respond::error(session, answer, &ctx.request_id, &[]).await
+            && let Err(write_err) = respond::send(session, answer, &ctx.request_id).await
         {
             tracing::debug!(message = "Could not send error response.", error = %write_err);
         }
-        FailToProxy {
-            error_code: code,
-            can_reuse_downstream: false,
-        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
@@ -183,6 +235,8 @@ impl ProxyHttp for Gateway {
         if ctx.streaming {
             self.metrics.active_streams.dec();
         }
+        self.finish_stream(ctx, e);
+        self.after_response(ctx, status);
         let (tenant, app) = ctx.tenant_app();
         let elapsed = ctx.start.elapsed();
         let labels = RequestLabels {
@@ -212,9 +266,14 @@ impl ProxyHttp for Gateway {
     }
 }
 
-fn is_event_stream(ctype: &str) -> bool {
-    ctype
-        .trim_start()
-        .to_ascii_lowercase()
-        .starts_with("text/event-stream")
+impl Gateway {
+    /// Text-to-audio may only voice messages the caller's tenant and app produced.
+    fn check_message(&self, ctx: &mut RequestCtx, message_id: Option<&str>) -> Result<()> {
+        let (Some(mid), Some((t, a))) = (message_id, &ctx.tenant) else { return Ok(()) };
+        if guard::message(mid, &t.id, &a.name, &self.ownership) {
+            return Ok(());
+        }
+        ctx.answer = Some(LocalAnswer::tts_unknown_message());
+        Err(Error::explain(ANSWERED, "text-to-audio for a message of another tenant or app"))
+    }
 }

@@ -1,0 +1,93 @@
+//! Ownership checks on ids Dify looks up without regard to app or tenant (request steps 2 and 4):
+//! stop by task id, annotation update/delete by annotation id (path, `request_filter`) and
+//! text-to-audio by message id (body, `request_body_filter`). A foreign or unknown id is answered
+//! exactly as Dify answers an id it does not know, so nothing about other tenants leaks.
+
+use super::respond::LocalAnswer;
+use crate::ownership::Ownership;
+use crate::route::{Endpoint, Route};
+use crate::secret::Secret;
+use crate::state::{App, Tenant};
+
+/// The decision on a path id.
+#[derive(Debug)]
+pub enum Guard {
+    /// Forward; for a stop, with the key its task was started with.
+    Forward(Option<Secret>),
+    /// Answer locally.
+    Answer(LocalAnswer),
+}
+
+/// Checks the id in `route`'s path for `tenant`/`app`.
+pub fn path(route: &Route, tenant: &Tenant, app: &App, owned: &Ownership) -> Guard {
+    let Some(id) = route.id.as_deref() else { return Guard::Forward(None) };
+    match route.endpoint {
+        Endpoint::Stop => match owned.task(id) {
+            Some(o) if o.tenant == tenant.id => {
+                let key = (o.app != app.name).then(|| tenant.app(&o.app).map(|a| a.api_key.clone())).flatten();
+                Guard::Forward(key)
+            }
+            _ => Guard::Answer(LocalAnswer::stop_success()),
+        },
+        Endpoint::AnnotationUpdate | Endpoint::AnnotationDelete => match owned.annotation(id) {
+            Some(o) if o.is(&tenant.id, &app.name) => Guard::Forward(None),
+            _ => Guard::Answer(LocalAnswer::annotation_not_found()),
+        },
+        _ => Guard::Forward(None),
+    }
+}
+
+/// Whether text-to-audio may voice `message_id` for `tenant`/`app`.
+pub fn message(message_id: &str, tenant: &str, app: &str, owned: &Ownership) -> bool {
+    owned.message(message_id).is_some_and(|o| o.is(tenant, app))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::ownership::Owner;
+    use std::sync::Arc;
+
+    fn app(name: &str) -> Arc<App> {
+        Arc::new(App { name: name.into(), api_key: Secret::new(format!("key-{name}")), scope_users: true })
+    }
+
+    fn owner(t: &str, a: &str) -> Arc<Owner> {
+        Arc::new(Owner { tenant: t.into(), app: a.into(), user: None })
+    }
+
+    #[test]
+    fn stops_go_only_to_own_tasks_with_the_tasks_key() {
+        let o = Ownership::default();
+        o.record_task("t-acme", owner("acme", "editor"));
+        o.record_task("t-globex", owner("globex", "writer"));
+        let acme = Tenant { id: "acme".into(), apps: vec![app("writer"), app("editor")] };
+        let stop = |id: &str| Route { endpoint: Endpoint::Stop, id: Some(id.into()) };
+        match path(&stop("t-acme"), &acme, &acme.apps[0], &o) {
+            Guard::Forward(Some(k)) => assert_eq!(k.expose(), "key-editor"),
+            g => panic!("{g:?}"),
+        }
+        for foreign in ["t-globex", "t-unknown"] {
+            match path(&stop(foreign), &acme, &acme.apps[0], &o) {
+                Guard::Answer(a) => assert_eq!(a, LocalAnswer::stop_success()),
+                g => panic!("{g:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn annotations_and_messages_only_of_the_same_tenant_and_app() {
+        let o = Ownership::default();
+        o.record_annotation("a1", owner("acme", "writer"));
+        o.record_message("m1", owner("acme", "writer"));
+        let acme = Tenant { id: "acme".into(), apps: vec![app("writer"), app("editor")] };
+        let upd = |id: &str| Route { endpoint: Endpoint::AnnotationUpdate, id: Some(id.into()) };
+        assert!(matches!(path(&upd("a1"), &acme, &acme.apps[0], &o), Guard::Forward(None)));
+        assert!(matches!(path(&upd("a1"), &acme, &acme.apps[1], &o), Guard::Answer(_)));
+        assert!(matches!(path(&upd("a2"), &acme, &acme.apps[0], &o), Guard::Answer(_)));
+        assert!(message("m1", "acme", "writer", &o));
+        assert!(!message("m1", "globex", "writer", &o));
+        assert!(!message("m2", "acme", "writer", &o));
+    }
+}

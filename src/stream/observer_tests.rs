@@ -1,0 +1,78 @@
+//! Observer tests against the shared example streams (tests/fixtures/sse), fed whole and in pieces.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+const NORMAL: &[u8] = include_bytes!("../../tests/fixtures/sse/normal.sse");
+const ERROR: &[u8] = include_bytes!("../../tests/fixtures/sse/error.sse");
+const TTS: &[u8] = include_bytes!("../../tests/fixtures/sse/tts_autoplay.sse");
+const STOPPED: &[u8] = include_bytes!("../../tests/fixtures/sse/stopped.sse");
+
+fn observe(body: &[u8], chunk: usize) -> Observation {
+    let start = Instant::now();
+    let mut o = SseObserver::new(64 * 1024, start);
+    for c in body.chunks(chunk) {
+        o.on_chunk(c, start + Duration::from_millis(5));
+    }
+    o.seen
+}
+
+#[test]
+fn reads_ids_usage_and_counts_whatever_the_chunking() {
+    for chunk in [1, 7, 64, 4096, NORMAL.len()] {
+        let s = observe(NORMAL, chunk);
+        assert_eq!(s.task_id.as_deref(), Some("2f7c9a4e-6b1d-4c83-9e25-7d0a1b3c5e8f"), "chunk {chunk}");
+        assert_eq!(s.message_id.as_deref(), Some("b5e1d3a2-90c4-4f6b-8a7e-13c2d4e5f607"));
+        assert_eq!(s.count(EventKind::Ping), 1);
+        assert_eq!(s.count(EventKind::Message), 23);
+        assert_eq!(s.terminal, Some(EventKind::MessageEnd));
+        assert_eq!(s.first_content, Some(Duration::from_millis(5)));
+        assert!(s.generation_done());
+        let u = s.usage.unwrap();
+        assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (1213, 86, 1299));
+        assert_eq!(u.total_price.as_deref(), Some("0.0002336"));
+        assert_eq!(u.currency.as_deref(), Some("USD"));
+    }
+}
+
+#[test]
+fn error_stream_is_terminal_without_usage() {
+    let s = observe(ERROR, 13);
+    assert_eq!(s.terminal, Some(EventKind::Error));
+    assert_eq!(s.error_code.as_deref(), Some("completion_request_error"));
+    assert_eq!(s.task_id.as_deref(), Some("a9d8c7b6-5e4f-4a3b-9c2d-1e0f9a8b7c6d"));
+    assert!(s.usage.is_none());
+    assert!(s.generation_done());
+}
+
+#[test]
+fn tts_autoplay_ends_with_tts_message_end_after_message_end() {
+    let s = observe(TTS, 100);
+    assert_eq!(s.terminal, Some(EventKind::TtsMessageEnd));
+    assert_eq!(s.count(EventKind::MessageEnd), 1);
+    assert!(s.count(EventKind::TtsMessage) >= 5);
+    assert_eq!(s.usage.unwrap().total_tokens, 431);
+}
+
+#[test]
+fn a_cut_stream_is_not_done() {
+    let s = observe(&STOPPED[..STOPPED.len() / 2], 50);
+    assert!(s.task_id.is_some());
+    assert!(!s.generation_done());
+    assert!(s.terminal.is_none());
+}
+
+#[test]
+fn blocking_body_and_its_cap() {
+    let body = br#"{"event": "message", "task_id": "t-1", "id": "m-1", "message_id": "m-1", "mode": "completion", "answer": "x", "metadata": {"annotation_reply": null, "retriever_resources": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7, "total_price": "0.0000010", "currency": "USD", "latency": 0.5}}, "created_at": 1}"#;
+    let mut o = BlockingObserver::new(4096);
+    for c in body.chunks(10) {
+        o.on_chunk(c);
+    }
+    let s = o.finish();
+    assert_eq!((s.task_id.as_deref(), s.message_id.as_deref()), (Some("t-1"), Some("m-1")));
+    assert_eq!(s.usage.unwrap().total_tokens, 7);
+    let mut small = BlockingObserver::new(16);
+    small.on_chunk(body);
+    assert!(small.finish().task_id.is_none());
+}
