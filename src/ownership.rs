@@ -47,7 +47,11 @@ pub struct Ownership {
 impl Default for Ownership {
     fn default() -> Self {
         let cache = |ttl| Cache::builder().max_capacity(CAPACITY).time_to_live(ttl).build();
-        Self { tasks: cache(TASK_TTL), messages: cache(MESSAGE_TTL), annotations: cache(ANNOTATION_TTL) }
+        Self {
+            tasks: cache(TASK_TTL),
+            messages: cache(MESSAGE_TTL),
+            annotations: cache(ANNOTATION_TTL),
+        }
     }
 }
 

@@ -5,8 +5,8 @@
 use crate::admin::AdminApp;
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::proxy::Gateway;
 use crate::ownership::Ownership;
+use crate::proxy::Gateway;
 use crate::state::SharedSnapshot;
 use crate::stopper::{ActiveStreams, ShutdownStops, Stopper};
 use crate::upstream::Upstream;
@@ -46,8 +46,11 @@ pub fn build(settings: Settings) -> Result<Server, String> {
     let upstream = Arc::new(Upstream::new(settings.upstream.clone()));
     let stopper = Arc::new(Stopper::new(upstream.clone(), metrics.clone()));
     let active = Arc::new(ActiveStreams::default());
-    let shutdown_stops =
-        ShutdownStops { streams: active.clone(), stopper: stopper.clone(), grace: settings.server.grace_period };
+    let shutdown_stops = ShutdownStops {
+        streams: active.clone(),
+        stopper: stopper.clone(),
+        grace: settings.server.grace_period,
+    };
     let gateway = Gateway {
         snapshot: Arc::new(SharedSnapshot::new(settings.snapshot)),
         upstream: upstream.clone(),

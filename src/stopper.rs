@@ -64,7 +64,11 @@ pub struct Stopper {
 impl Stopper {
     /// A stopper towards `upstream`.
     pub fn new(upstream: Arc<Upstream>, metrics: Metrics) -> Self {
-        Self { upstream, connector: Connector::new(None), metrics }
+        Self {
+            upstream,
+            connector: Connector::new(None),
+            metrics,
+        }
     }
 
     /// Calls Dify's stop for `t`; returns Dify's status. Counted by `cause`.
@@ -91,9 +95,19 @@ impl Stopper {
         for (k, v) in headers {
             req.insert_header(k, v).map_err(|e| e.to_string())?;
         }
-        let (mut session, _) = self.connector.get_http_session(&peer).await.map_err(|e| e.to_string())?;
-        session.write_request_header(Box::new(req)).await.map_err(|e| e.to_string())?;
-        session.write_request_body(body, true).await.map_err(|e| e.to_string())?;
+        let (mut session, _) = self
+            .connector
+            .get_http_session(&peer)
+            .await
+            .map_err(|e| e.to_string())?;
+        session
+            .write_request_header(Box::new(req))
+            .await
+            .map_err(|e| e.to_string())?;
+        session
+            .write_request_body(body, true)
+            .await
+            .map_err(|e| e.to_string())?;
         session.finish_request_body().await.map_err(|e| e.to_string())?;
         session.read_response_header().await.map_err(|e| e.to_string())?;
         let status = session.response_header().map(|h| h.status.as_u16()).unwrap_or(0);
@@ -159,7 +173,10 @@ impl BackgroundService for ShutdownStops {
         tokio::time::sleep(self.grace).await;
         let open = self.streams.snapshot();
         if !open.is_empty() {
-            tracing::info!(message = "Grace period over: stopping open generations.", count = open.len());
+            tracing::info!(
+                message = "Grace period over: stopping open generations.",
+                count = open.len()
+            );
         }
         let calls = open.iter().map(|t| self.stopper.stop(t, StopCause::Shutdown));
         for r in futures_util::future::join_all(calls).await {

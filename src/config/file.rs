@@ -211,6 +211,11 @@ pub struct AppSection {
 
 impl Default for AppSection {
     fn default() -> Self {
-        Self { name: String::new(), api_key: None, api_key_file: None, scope_users: true }
+        Self {
+            name: String::new(),
+            api_key: None,
+            api_key_file: None,
+            scope_users: true,
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! `key.path: message` instead of stopping at the first.
 
 use super::file::{AppSection, AuthSection, FileConfig, KeySection, ServerSection, UpstreamSection};
-use super::{LogFormat, ServerSettings, Settings, StreamSettings, TelemetrySettings, UpstreamSettings, units};
+use super::{
+    LogFormat, ServerSettings, Settings, StreamSettings, TelemetrySettings, UpstreamSettings, units,
+};
 use crate::auth::{JwtPolicy, JwtVerifier, VerifyKey};
 use crate::secret::Secret;
 use crate::state::{App, Snapshot, Tenant};

@@ -30,12 +30,21 @@ pub enum BodyPlan {
 impl BodyPlan {
     /// The plan for `endpoint` with request `content_type`, for `tenant`.
     pub fn choose(endpoint: Endpoint, content_type: &str, tenant: &str, scope: bool) -> Self {
-        let json = content_type.trim_start().to_ascii_lowercase().starts_with("application/json");
+        let json = content_type
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/json");
         match endpoint {
-            Endpoint::CompletionMessages | Endpoint::Stop | Endpoint::MessageFeedback if json => {
-                Self::Json { buf: Vec::new(), scope, default_user: false }
-            }
-            Endpoint::TextToAudio if json => Self::Json { buf: Vec::new(), scope, default_user: true },
+            Endpoint::CompletionMessages | Endpoint::Stop | Endpoint::MessageFeedback if json => Self::Json {
+                buf: Vec::new(),
+                scope,
+                default_user: false,
+            },
+            Endpoint::TextToAudio if json => Self::Json {
+                buf: Vec::new(),
+                scope,
+                default_user: true,
+            },
             Endpoint::FileUpload if scope => match boundary(content_type) {
                 Some(b) => Self::Multipart(Box::new(MultipartScoper::new(b, tenant))),
                 None => Self::Pass,
@@ -75,7 +84,11 @@ pub fn filter(
 ) -> Result<Option<BodyFacts>, GatewayError> {
     match plan {
         BodyPlan::Pass => Ok(None),
-        BodyPlan::Json { buf, scope, default_user } => {
+        BodyPlan::Json {
+            buf,
+            scope,
+            default_user,
+        } => {
             if let Some(b) = body.take() {
                 if buf.len() + b.len() > max_json {
                     let msg = "JSON request body is larger than the gateway accepts";
@@ -91,7 +104,10 @@ pub fn filter(
             let seen = inspect(&held, tenant, *scope, *default_user)
                 .map_err(|e| GatewayError::new(ErrorKind::BadRequest, e.to_string()))?;
             *body = Some(Bytes::from(seen.rewritten.unwrap_or(held)));
-            Ok(Some(BodyFacts { dify_user: seen.dify_user, message_id: seen.message_id }))
+            Ok(Some(BodyFacts {
+                dify_user: seen.dify_user,
+                message_id: seen.message_id,
+            }))
         }
         BodyPlan::Multipart(scoper) => {
             let mut out = Vec::new();
@@ -103,7 +119,10 @@ pub fn filter(
                 scoper.finish(&mut out).map_err(malformed)?;
             }
             *body = Some(Bytes::from(out));
-            Ok(eos.then(|| BodyFacts { dify_user: scoper.dify_user.clone(), message_id: None }))
+            Ok(eos.then(|| BodyFacts {
+                dify_user: scoper.dify_user.clone(),
+                message_id: None,
+            }))
         }
     }
 }
@@ -118,8 +137,16 @@ mod tests {
         let mut plan = BodyPlan::choose(Endpoint::CompletionMessages, "application/json", "acme", true);
         assert!(plan.rewrites());
         let mut body = Some(Bytes::from_static(b"{\"inputs\": {}, \"us"));
-        assert!(filter(&mut plan, &mut body, false, "acme", 1024).unwrap().is_none());
-        assert_eq!(body.as_deref(), Some(&b""[..]), "nothing is sent before the end, and the body goes on");
+        assert!(
+            filter(&mut plan, &mut body, false, "acme", 1024)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            body.as_deref(),
+            Some(&b""[..]),
+            "nothing is sent before the end, and the body goes on"
+        );
         let mut body = Some(Bytes::from_static(b"er\": \"bob\"}"));
         let facts = filter(&mut plan, &mut body, true, "acme", 1024).unwrap().unwrap();
         assert_eq!(facts.dify_user.as_deref(), Some("acme:bob"));
@@ -130,10 +157,18 @@ mod tests {
     fn json_over_the_cap_is_413_and_odd_users_400() {
         let mut plan = BodyPlan::choose(Endpoint::Stop, "application/json", "acme", true);
         let mut body = Some(Bytes::from(vec![b' '; 2048]));
-        assert_eq!(filter(&mut plan, &mut body, false, "acme", 1024).unwrap_err().kind, ErrorKind::RequestTooLarge);
+        assert_eq!(
+            filter(&mut plan, &mut body, false, "acme", 1024)
+                .unwrap_err()
+                .kind,
+            ErrorKind::RequestTooLarge
+        );
         let mut plan = BodyPlan::choose(Endpoint::Stop, "application/json", "acme", true);
         let mut body = Some(Bytes::from_static(b"{\"user\": {\"a\": 1}}"));
-        assert_eq!(filter(&mut plan, &mut body, true, "acme", 1024).unwrap_err().kind, ErrorKind::BadRequest);
+        assert_eq!(
+            filter(&mut plan, &mut body, true, "acme", 1024).unwrap_err().kind,
+            ErrorKind::BadRequest
+        );
     }
 
     #[test]
@@ -143,7 +178,10 @@ mod tests {
             (Endpoint::AnnotationCreate, "application/json"),
             (Endpoint::FileUpload, "application/json"),
         ] {
-            assert!(matches!(BodyPlan::choose(e, ct, "acme", true), BodyPlan::Pass), "{e:?} {ct}");
+            assert!(
+                matches!(BodyPlan::choose(e, ct, "acme", true), BodyPlan::Pass),
+                "{e:?} {ct}"
+            );
         }
         let plan = BodyPlan::choose(Endpoint::CompletionMessages, "application/json", "acme", false);
         assert!(!plan.rewrites(), "unscoped JSON keeps its length");

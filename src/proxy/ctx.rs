@@ -78,7 +78,10 @@ impl RequestCtx {
 
     /// Endpoint label.
     pub fn endpoint(&self) -> &'static str {
-        self.route.as_ref().map(|r| r.endpoint.name()).unwrap_or("unmatched")
+        self.route
+            .as_ref()
+            .map(|r| r.endpoint.name())
+            .unwrap_or("unmatched")
     }
 
     /// Tenant and app labels (configured names only, else `none`).
@@ -92,11 +95,17 @@ impl RequestCtx {
     /// The owner record for ids this response hands out.
     pub fn owner(&self) -> Option<Arc<Owner>> {
         let (t, a) = self.tenant.as_ref()?;
-        Some(Arc::new(Owner { tenant: t.id.clone(), app: a.name.clone(), user: self.dify_user.clone() }))
+        Some(Arc::new(Owner {
+            tenant: t.id.clone(),
+            app: a.name.clone(),
+            user: self.dify_user.clone(),
+        }))
     }
 
     /// The app key Dify sees for this request.
     pub fn api_key(&self) -> Option<&Secret> {
-        self.key_override.as_ref().or(self.tenant.as_ref().map(|(_, a)| &a.api_key))
+        self.key_override
+            .as_ref()
+            .or(self.tenant.as_ref().map(|(_, a)| &a.api_key))
     }
 }

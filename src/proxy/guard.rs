@@ -20,11 +20,15 @@ pub enum Guard {
 
 /// Checks the id in `route`'s path for `tenant`/`app`.
 pub fn path(route: &Route, tenant: &Tenant, app: &App, owned: &Ownership) -> Guard {
-    let Some(id) = route.id.as_deref() else { return Guard::Forward(None) };
+    let Some(id) = route.id.as_deref() else {
+        return Guard::Forward(None);
+    };
     match route.endpoint {
         Endpoint::Stop => match owned.task(id) {
             Some(o) if o.tenant == tenant.id => {
-                let key = (o.app != app.name).then(|| tenant.app(&o.app).map(|a| a.api_key.clone())).flatten();
+                let key = (o.app != app.name)
+                    .then(|| tenant.app(&o.app).map(|a| a.api_key.clone()))
+                    .flatten();
                 Guard::Forward(key)
             }
             _ => Guard::Answer(LocalAnswer::stop_success()),
@@ -50,11 +54,19 @@ mod tests {
     use std::sync::Arc;
 
     fn app(name: &str) -> Arc<App> {
-        Arc::new(App { name: name.into(), api_key: Secret::new(format!("key-{name}")), scope_users: true })
+        Arc::new(App {
+            name: name.into(),
+            api_key: Secret::new(format!("key-{name}")),
+            scope_users: true,
+        })
     }
 
     fn owner(t: &str, a: &str) -> Arc<Owner> {
-        Arc::new(Owner { tenant: t.into(), app: a.into(), user: None })
+        Arc::new(Owner {
+            tenant: t.into(),
+            app: a.into(),
+            user: None,
+        })
     }
 
     #[test]
@@ -62,8 +74,14 @@ mod tests {
         let o = Ownership::default();
         o.record_task("t-acme", owner("acme", "editor"));
         o.record_task("t-globex", owner("globex", "writer"));
-        let acme = Tenant { id: "acme".into(), apps: vec![app("writer"), app("editor")] };
-        let stop = |id: &str| Route { endpoint: Endpoint::Stop, id: Some(id.into()) };
+        let acme = Tenant {
+            id: "acme".into(),
+            apps: vec![app("writer"), app("editor")],
+        };
+        let stop = |id: &str| Route {
+            endpoint: Endpoint::Stop,
+            id: Some(id.into()),
+        };
         match path(&stop("t-acme"), &acme, &acme.apps[0], &o) {
             Guard::Forward(Some(k)) => assert_eq!(k.expose(), "key-editor"),
             g => panic!("{g:?}"),
@@ -81,11 +99,26 @@ mod tests {
         let o = Ownership::default();
         o.record_annotation("a1", owner("acme", "writer"));
         o.record_message("m1", owner("acme", "writer"));
-        let acme = Tenant { id: "acme".into(), apps: vec![app("writer"), app("editor")] };
-        let upd = |id: &str| Route { endpoint: Endpoint::AnnotationUpdate, id: Some(id.into()) };
-        assert!(matches!(path(&upd("a1"), &acme, &acme.apps[0], &o), Guard::Forward(None)));
-        assert!(matches!(path(&upd("a1"), &acme, &acme.apps[1], &o), Guard::Answer(_)));
-        assert!(matches!(path(&upd("a2"), &acme, &acme.apps[0], &o), Guard::Answer(_)));
+        let acme = Tenant {
+            id: "acme".into(),
+            apps: vec![app("writer"), app("editor")],
+        };
+        let upd = |id: &str| Route {
+            endpoint: Endpoint::AnnotationUpdate,
+            id: Some(id.into()),
+        };
+        assert!(matches!(
+            path(&upd("a1"), &acme, &acme.apps[0], &o),
+            Guard::Forward(None)
+        ));
+        assert!(matches!(
+            path(&upd("a1"), &acme, &acme.apps[1], &o),
+            Guard::Answer(_)
+        ));
+        assert!(matches!(
+            path(&upd("a2"), &acme, &acme.apps[0], &o),
+            Guard::Answer(_)
+        ));
         assert!(message("m1", "acme", "writer", &o));
         assert!(!message("m1", "globex", "writer", &o));
         assert!(!message("m2", "acme", "writer", &o));

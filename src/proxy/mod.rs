@@ -65,7 +65,11 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
         ctx.request_id = upstream::request_id(req.headers.get("x-request-id").map(|v| v.as_bytes()));
-        let ctype = req.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ctype = req
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let head = Head {
             method: req.method.as_str(),
             path: req.uri.path(),
@@ -97,7 +101,14 @@ impl ProxyHttp for Gateway {
                 respond::preflight(session, &allow, &ctx.request_id).await?;
                 Ok(true)
             }
-            Admission::Refuse { route, caller, error, allow, auth, reason } => {
+            Admission::Refuse {
+                route,
+                caller,
+                error,
+                allow,
+                auth,
+                reason,
+            } => {
                 ctx.route = route;
                 ctx.tenant = caller;
                 let mut answer = LocalAnswer::from(&error);
@@ -105,7 +116,9 @@ impl ProxyHttp for Gateway {
                     answer.headers.push(("allow", a));
                 }
                 if auth.is_some() {
-                    answer.headers.push(("www-authenticate", "Bearer realm=\"dify-gateway\"".into()));
+                    answer
+                        .headers
+                        .push(("www-authenticate", "Bearer realm=\"dify-gateway\"".into()));
                 }
                 if let Some(r) = reason {
                     self.metrics.auth_failure(r);
@@ -120,7 +133,9 @@ impl ProxyHttp for Gateway {
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         match self.upstream.peer() {
             Some(peer) => Ok(Box::new(peer)),
-            None => Err(Error::explain(ErrorType::Custom("resolve"), "upstream name did not resolve").into_up()),
+            None => {
+                Err(Error::explain(ErrorType::Custom("resolve"), "upstream name did not resolve").into_up())
+            }
         }
     }
 
@@ -155,7 +170,10 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
         if ctx.body_bytes > self.max_request_body {
-            return Err(Error::explain(ErrorType::HTTPStatus(413), "request body over the cap"));
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(413),
+                "request body over the cap",
+            ));
         }
         let tenant = ctx.tenant.as_ref().map(|(t, _)| t.id.clone()).unwrap_or_default();
         match body::filter(&mut ctx.body, body, eos, &tenant, self.streams.max_json_body) {
@@ -178,10 +196,20 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         resp.insert_header("x-request-id", ctx.request_id.as_str())?;
-        let ctype = resp.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ctype = resp
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let (sse, audio) = (watch::is_event_stream(ctype), ctype.starts_with("audio/"));
         if let Some(route) = &ctx.route {
-            ctx.watch = watch::Watch::choose(route.endpoint, resp.status.as_u16(), ctype, &self.streams, ctx.start);
+            ctx.watch = watch::Watch::choose(
+                route.endpoint,
+                resp.status.as_u16(),
+                ctype,
+                &self.streams,
+                ctx.start,
+            );
         }
         if sse {
             resp.insert_header("x-accel-buffering", "no")?;
@@ -227,7 +255,10 @@ impl ProxyHttp for Gateway {
         {
             tracing::debug!(message = "Could not send error response.", error = %write_err);
         }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
@@ -269,11 +300,16 @@ impl ProxyHttp for Gateway {
 impl Gateway {
     /// Text-to-audio may only voice messages the caller's tenant and app produced.
     fn check_message(&self, ctx: &mut RequestCtx, message_id: Option<&str>) -> Result<()> {
-        let (Some(mid), Some((t, a))) = (message_id, &ctx.tenant) else { return Ok(()) };
+        let (Some(mid), Some((t, a))) = (message_id, &ctx.tenant) else {
+            return Ok(());
+        };
         if guard::message(mid, &t.id, &a.name, &self.ownership) {
             return Ok(());
         }
         ctx.answer = Some(LocalAnswer::tts_unknown_message());
-        Err(Error::explain(ANSWERED, "text-to-audio for a message of another tenant or app"))
+        Err(Error::explain(
+            ANSWERED,
+            "text-to-audio for a message of another tenant or app",
+        ))
     }
 }

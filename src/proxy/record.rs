@@ -32,7 +32,11 @@ impl Gateway {
     /// generations (for stops at shutdown) up to date.
     pub(super) fn track_stream(&self, ctx: &mut RequestCtx) {
         let Some(seen) = ctx.watch.stream() else { return };
-        let (task, message, done) = (seen.task_id.clone(), seen.message_id.clone(), seen.generation_done());
+        let (task, message, done) = (
+            seen.task_id.clone(),
+            seen.message_id.clone(),
+            seen.generation_done(),
+        );
         if !ctx.recorded && task.is_some() {
             ctx.recorded = true;
             if let Some(owner) = ctx.owner() {
@@ -53,7 +57,11 @@ impl Gateway {
     }
 
     fn stop_target(&self, ctx: &RequestCtx, task_id: Option<String>) -> Option<StopTarget> {
-        Some(StopTarget { task_id: task_id?, api_key: ctx.api_key()?.clone(), user: ctx.dify_user.clone()? })
+        Some(StopTarget {
+            task_id: task_id?,
+            api_key: ctx.api_key()?.clone(),
+            user: ctx.dify_user.clone()?,
+        })
     }
 
     /// At the end of a stream: counts its events, and stops Dify's generation when the client left
@@ -67,10 +75,12 @@ impl Gateway {
             self.metrics.sse_events(kind.label(), u64::from(n));
         }
         let client_left = e.is_some_and(|e| *e.esource() == ErrorSource::Downstream);
-        if client_left && !seen.generation_done() && self.streams.stop_on_disconnect {
-            if let Some(t) = self.stop_target(ctx, seen.task_id.clone()) {
-                self.stopper.stop_in_background(t, StopCause::Disconnect);
-            }
+        if client_left
+            && !seen.generation_done()
+            && self.streams.stop_on_disconnect
+            && let Some(t) = self.stop_target(ctx, seen.task_id.clone())
+        {
+            self.stopper.stop_in_background(t, StopCause::Disconnect);
         }
     }
 

@@ -37,17 +37,28 @@ impl LocalAnswer {
 
     /// Dify's 404 for an annotation id it does not know.
     pub fn annotation_not_found() -> Self {
-        Self::json(404, "{\"code\": \"not_found\", \"message\": \"Annotation not found\", \"status\": 404}\n")
+        Self::json(
+            404,
+            "{\"code\": \"not_found\", \"message\": \"Annotation not found\", \"status\": 404}\n",
+        )
     }
 
     fn json(status: u16, body: &'static str) -> Self {
-        Self { status, body: Bytes::from_static(body.as_bytes()), headers: Vec::new() }
+        Self {
+            status,
+            body: Bytes::from_static(body.as_bytes()),
+            headers: Vec::new(),
+        }
     }
 }
 
 impl From<&GatewayError> for LocalAnswer {
     fn from(err: &GatewayError) -> Self {
-        Self { status: err.kind.status(), body: err.body(), headers: Vec::new() }
+        Self {
+            status: err.kind.status(),
+            body: err.body(),
+            headers: Vec::new(),
+        }
     }
 }
 
@@ -65,7 +76,9 @@ pub async fn send(session: &mut Session, answer: &LocalAnswer, request_id: &str)
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(resp), head_only).await?;
     if !head_only {
-        session.write_response_body(Some(answer.body.clone()), true).await?;
+        session
+            .write_response_body(Some(answer.body.clone()), true)
+            .await?;
     }
     if !session.is_body_done() {
         let _ = tokio::time::timeout(LINGER, session.drain_request_body()).await;

@@ -23,17 +23,28 @@ pub enum Watch {
 
 /// Whether a content type is `text/event-stream`.
 pub fn is_event_stream(ctype: &str) -> bool {
-    ctype.trim_start().to_ascii_lowercase().starts_with("text/event-stream")
+    ctype
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("text/event-stream")
 }
 
 impl Watch {
     /// The observer for a response of `status` and `ctype` to `endpoint`.
-    pub fn choose(endpoint: Endpoint, status: u16, ctype: &str, cfg: &StreamSettings, started: Instant) -> Self {
+    pub fn choose(
+        endpoint: Endpoint,
+        status: u16,
+        ctype: &str,
+        cfg: &StreamSettings,
+        started: Instant,
+    ) -> Self {
         match (endpoint, status) {
             (Endpoint::CompletionMessages, 200) if is_event_stream(ctype) => {
                 Self::Sse(Box::new(SseObserver::new(cfg.max_event_bytes, started)))
             }
-            (Endpoint::CompletionMessages, 200) => Self::Blocking(BlockingObserver::new(cfg.max_blocking_body)),
+            (Endpoint::CompletionMessages, 200) => {
+                Self::Blocking(BlockingObserver::new(cfg.max_blocking_body))
+            }
             (Endpoint::AnnotationCreate, 201) => Self::Annotation(BlockingObserver::new(64 * 1024)),
             _ => Self::Nothing,
         }

@@ -39,17 +39,31 @@ pub fn inspect(body: &[u8], tenant: &str, scope: bool, default_user: bool) -> Re
         Some(_) => None,
     };
     if !scope {
-        return Ok(JsonBody { rewritten: None, dify_user: user, message_id });
+        return Ok(JsonBody {
+            rewritten: None,
+            dify_user: user,
+            message_id,
+        });
     }
     let dify_user = match (user, default_user) {
         (Some(u), _) => scoped(tenant, &u),
         (None, true) => scoped(tenant, DEFAULT_USER),
         // Leave it missing: Dify answers `Arg user must be provided.` itself.
-        (None, false) => return Ok(JsonBody { rewritten: None, dify_user: None, message_id }),
+        (None, false) => {
+            return Ok(JsonBody {
+                rewritten: None,
+                dify_user: None,
+                message_id,
+            });
+        }
     };
     map.insert("user".into(), Value::String(dify_user.clone()));
     let rewritten = serde_json::to_vec(&Value::Object(map)).ok();
-    Ok(JsonBody { rewritten, dify_user: Some(dify_user), message_id })
+    Ok(JsonBody {
+        rewritten,
+        dify_user: Some(dify_user),
+        message_id,
+    })
 }
 
 #[cfg(test)]
@@ -63,8 +77,13 @@ mod tests {
 
     #[test]
     fn scopes_user_and_keeps_everything_else() {
-        let r = inspect(br#"{"inputs": {"topic": "t"}, "user": "bob", "response_mode": "streaming"}"#, "acme", true, false)
-            .unwrap();
+        let r = inspect(
+            br#"{"inputs": {"topic": "t"}, "user": "bob", "response_mode": "streaming"}"#,
+            "acme",
+            true,
+            false,
+        )
+        .unwrap();
         assert_eq!(r.dify_user.as_deref(), Some("acme:bob"));
         let v = body(&r);
         assert_eq!(v["user"], "acme:bob");
@@ -85,9 +104,18 @@ mod tests {
 
     #[test]
     fn odd_bodies() {
-        assert_eq!(inspect(b"not json", "acme", true, true).unwrap(), JsonBody::default());
+        assert_eq!(
+            inspect(b"not json", "acme", true, true).unwrap(),
+            JsonBody::default()
+        );
         assert_eq!(inspect(b"[]", "acme", true, true).unwrap(), JsonBody::default());
-        assert_eq!(inspect(br#"{"user": 42}"#, "acme", true, false).unwrap().dify_user.as_deref(), Some("acme:42"));
+        assert_eq!(
+            inspect(br#"{"user": 42}"#, "acme", true, false)
+                .unwrap()
+                .dify_user
+                .as_deref(),
+            Some("acme:42")
+        );
         assert_eq!(inspect(br#"{"user": ["x"]}"#, "acme", true, false), Err(BadUser));
         let off = inspect(br#"{"user": "bob"}"#, "acme", false, false).unwrap();
         assert_eq!((off.rewritten, off.dify_user.as_deref()), (None, Some("bob")));

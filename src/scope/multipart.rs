@@ -48,7 +48,9 @@ pub fn boundary(content_type: &str) -> Option<&str> {
     }
     params.split(';').find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        (k.trim().eq_ignore_ascii_case("boundary")).then(|| v.trim().trim_matches('"')).filter(|b| !b.is_empty())
+        (k.trim().eq_ignore_ascii_case("boundary"))
+            .then(|| v.trim().trim_matches('"'))
+            .filter(|b| !b.is_empty())
     })
 }
 
@@ -181,7 +183,9 @@ impl MultipartScoper {
 fn is_user_field(headers: &[u8]) -> bool {
     let text = String::from_utf8_lossy(headers);
     text.split("\r\n").any(|line| {
-        let Some((name, value)) = line.split_once(':') else { return false };
+        let Some((name, value)) = line.split_once(':') else {
+            return false;
+        };
         if !name.trim().eq_ignore_ascii_case("content-disposition") {
             return false;
         }
@@ -189,7 +193,12 @@ fn is_user_field(headers: &[u8]) -> bool {
             .split(';')
             .skip(1)
             .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string()))
+            .map(|(k, v)| {
+                (
+                    k.trim().to_ascii_lowercase(),
+                    v.trim().trim_matches('"').to_string(),
+                )
+            })
             .collect();
         params.iter().any(|(k, v)| k == "name" && v == "user") && !params.iter().any(|(k, _)| k == "filename")
     })

@@ -32,9 +32,15 @@ fn run(input: &[u8], splits: &[usize]) -> Result<(String, Option<String>), Malfo
 #[test]
 fn rewrites_user_wherever_it_stands_and_however_split() {
     let file = part("file", Some("leaf.png"), "\u{89}PNG--not-a-boundary\r\n--almost");
-    for parts in [vec![part("user", None, "bob"), file.clone()], vec![file.clone(), part("user", None, "bob")]] {
+    for parts in [
+        vec![part("user", None, "bob"), file.clone()],
+        vec![file.clone(), part("user", None, "bob")],
+    ] {
         let input = form(&parts);
-        let want: Vec<String> = parts.iter().map(|p| p.replace("\r\n\r\nbob\r\n", "\r\n\r\nacme:bob\r\n")).collect();
+        let want: Vec<String> = parts
+            .iter()
+            .map(|p| p.replace("\r\n\r\nbob\r\n", "\r\n\r\nacme:bob\r\n"))
+            .collect();
         let want = form(&want);
         for i in 0..input.len() {
             let (out, user) = run(input.as_bytes(), &[i]).unwrap();
@@ -51,7 +57,13 @@ fn adds_the_tenants_default_user_when_none_is_sent() {
     let input = form(&[part("file", Some("a.png"), "xyz")]);
     let (out, user) = run(input.as_bytes(), &[3]).unwrap();
     assert_eq!(user.as_deref(), Some("acme:DEFAULT-USER"));
-    assert_eq!(out, form(&[part("file", Some("a.png"), "xyz"), part("user", None, "acme:DEFAULT-USER")]));
+    assert_eq!(
+        out,
+        form(&[
+            part("file", Some("a.png"), "xyz"),
+            part("user", None, "acme:DEFAULT-USER")
+        ])
+    );
 }
 
 #[test]
@@ -72,7 +84,10 @@ fn refuses_what_it_cannot_read() {
 #[test]
 fn boundary_from_content_type() {
     assert_eq!(boundary("multipart/form-data; boundary=abc"), Some("abc"));
-    assert_eq!(boundary("Multipart/Form-Data; charset=utf-8; boundary=\"a b\""), Some("a b"));
+    assert_eq!(
+        boundary("Multipart/Form-Data; charset=utf-8; boundary=\"a b\""),
+        Some("a b")
+    );
     assert_eq!(boundary("application/json"), None);
     assert_eq!(boundary("multipart/form-data"), None);
 }

@@ -127,7 +127,11 @@ impl Observation {
 
     /// Events of `kind` seen.
     pub fn count(&self, kind: EventKind) -> u32 {
-        EventKind::ALL.iter().position(|k| *k == kind).map(|i| self.counts[i]).unwrap_or(0)
+        EventKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .map(|i| self.counts[i])
+            .unwrap_or(0)
     }
 }
 
@@ -166,7 +170,11 @@ impl SseObserver {
     /// An observer for a response to a request that started at `started`; events over
     /// `max_event_bytes` are only partly read (ids still are, usage may not be).
     pub fn new(max_event_bytes: usize, started: Instant) -> Self {
-        Self { parser: SseParser::new(max_event_bytes), started, seen: Observation::default() }
+        Self {
+            parser: SseParser::new(max_event_bytes),
+            started,
+            seen: Observation::default(),
+        }
     }
 
     /// Bytes held between chunks.
@@ -178,7 +186,9 @@ impl SseObserver {
     pub fn on_chunk(&mut self, chunk: &[u8], now: Instant) {
         let started = self.started;
         let seen = &mut self.seen;
-        self.parser.feed(chunk, &mut |ev| record(seen, ev, now.saturating_duration_since(started)));
+        self.parser.feed(chunk, &mut |ev| {
+            record(seen, ev, now.saturating_duration_since(started))
+        });
     }
 }
 
@@ -196,7 +206,10 @@ fn record(seen: &mut Observation, ev: SseEvent<'_>, elapsed: Duration) {
     if kind == EventKind::Message && seen.first_content.is_none() {
         seen.first_content = Some(elapsed);
     }
-    if matches!(kind, EventKind::MessageEnd | EventKind::Error | EventKind::TtsMessageEnd) {
+    if matches!(
+        kind,
+        EventKind::MessageEnd | EventKind::Error | EventKind::TtsMessageEnd
+    ) {
         seen.terminal = Some(kind);
     }
     let Some(p) = payload else { return };
@@ -225,7 +238,11 @@ pub struct BlockingObserver {
 impl BlockingObserver {
     /// An observer keeping at most `cap` bytes.
     pub fn new(cap: usize) -> Self {
-        Self { buf: Vec::new(), cap, overflow: false }
+        Self {
+            buf: Vec::new(),
+            cap,
+            overflow: false,
+        }
     }
 
     /// Adds one chunk of the body.

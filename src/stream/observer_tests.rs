@@ -21,15 +21,25 @@ fn observe(body: &[u8], chunk: usize) -> Observation {
 fn reads_ids_usage_and_counts_whatever_the_chunking() {
     for chunk in [1, 7, 64, 4096, NORMAL.len()] {
         let s = observe(NORMAL, chunk);
-        assert_eq!(s.task_id.as_deref(), Some("2f7c9a4e-6b1d-4c83-9e25-7d0a1b3c5e8f"), "chunk {chunk}");
-        assert_eq!(s.message_id.as_deref(), Some("b5e1d3a2-90c4-4f6b-8a7e-13c2d4e5f607"));
+        assert_eq!(
+            s.task_id.as_deref(),
+            Some("2f7c9a4e-6b1d-4c83-9e25-7d0a1b3c5e8f"),
+            "chunk {chunk}"
+        );
+        assert_eq!(
+            s.message_id.as_deref(),
+            Some("b5e1d3a2-90c4-4f6b-8a7e-13c2d4e5f607")
+        );
         assert_eq!(s.count(EventKind::Ping), 1);
         assert_eq!(s.count(EventKind::Message), 23);
         assert_eq!(s.terminal, Some(EventKind::MessageEnd));
         assert_eq!(s.first_content, Some(Duration::from_millis(5)));
         assert!(s.generation_done());
         let u = s.usage.unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (1213, 86, 1299));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (1213, 86, 1299)
+        );
         assert_eq!(u.total_price.as_deref(), Some("0.0002336"));
         assert_eq!(u.currency.as_deref(), Some("USD"));
     }
@@ -70,7 +80,10 @@ fn blocking_body_and_its_cap() {
         o.on_chunk(c);
     }
     let s = o.finish();
-    assert_eq!((s.task_id.as_deref(), s.message_id.as_deref()), (Some("t-1"), Some("m-1")));
+    assert_eq!(
+        (s.task_id.as_deref(), s.message_id.as_deref()),
+        (Some("t-1"), Some("m-1"))
+    );
     assert_eq!(s.usage.unwrap().total_tokens, 7);
     let mut small = BlockingObserver::new(16);
     small.on_chunk(body);

@@ -144,7 +144,8 @@ impl SseParser {
             }
             b"event" => {
                 self.event.clear();
-                self.event.extend_from_slice(&value[..value.len().min(MAX_EVENT_NAME)]);
+                self.event
+                    .extend_from_slice(&value[..value.len().min(MAX_EVENT_NAME)]);
             }
             _ => {}
         }

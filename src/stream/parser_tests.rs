@@ -27,7 +27,11 @@ fn parse_chunks(chunks: &[&[u8]], max: usize) -> Vec<Owned> {
 }
 
 fn ev(event: Option<&str>, data: &str) -> Owned {
-    Owned { event: event.map(String::from), data: data.into(), truncated: false }
+    Owned {
+        event: event.map(String::from),
+        data: data.into(),
+        truncated: false,
+    }
 }
 
 #[test]
@@ -52,27 +56,46 @@ fn every_line_ending_and_multiline_data() {
         b"data: a\rdata: b\r\revent: x\rdata:c\r\r",
         b": comment\ndata: a\nid: 7\ndata: b\n\nevent: x\ndata: c\n\n",
     ] {
-        assert_eq!(parse_chunks(&[body], 64), want, "{}", String::from_utf8_lossy(body));
+        assert_eq!(
+            parse_chunks(&[body], 64),
+            want,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
     }
 }
 
 #[test]
 fn crlf_split_between_chunks_is_one_line_ending() {
-    assert_eq!(parse_chunks(&[b"data: a\r", b"\n\r", b"\n"], 64), vec![ev(None, "a")]);
+    assert_eq!(
+        parse_chunks(&[b"data: a\r", b"\n\r", b"\n"], 64),
+        vec![ev(None, "a")]
+    );
 }
 
 #[test]
 fn split_inside_a_utf8_character() {
     let body = "data: 75–80 °C\n\n".as_bytes();
     for i in 0..body.len() {
-        assert_eq!(parse_chunks(&[&body[..i], &body[i..]], 64), vec![ev(None, "75–80 °C")], "split at {i}");
+        assert_eq!(
+            parse_chunks(&[&body[..i], &body[i..]], 64),
+            vec![ev(None, "75–80 °C")],
+            "split at {i}"
+        );
     }
 }
 
 #[test]
 fn long_data_is_cut_at_the_cap_and_flagged() {
     let out = parse_chunks(&[b"data: 0123456789abcdef\n\ndata: ok\n\n"], 8);
-    assert_eq!(out[0], Owned { event: None, data: "01234567".into(), truncated: true });
+    assert_eq!(
+        out[0],
+        Owned {
+            event: None,
+            data: "01234567".into(),
+            truncated: true
+        }
+    );
     assert_eq!(out[1], ev(None, "ok"));
     // Split across chunks too, with bounded memory.
     let mut p = SseParser::new(8);
@@ -115,8 +138,16 @@ fn arb_event() -> impl Strategy<Value = Owned> {
     let data = prop::collection::vec("[^\r\n]{0,40}", 1..4).prop_map(|l| l.join("\n"));
     (name, data).prop_map(|(event, data)| {
         // An event-only frame carries no data at all (Dify's ping).
-        let data = if event.is_some() && data.trim().is_empty() { String::new() } else { data };
-        Owned { event, data, truncated: false }
+        let data = if event.is_some() && data.trim().is_empty() {
+            String::new()
+        } else {
+            data
+        };
+        Owned {
+            event,
+            data,
+            truncated: false,
+        }
     })
 }
 

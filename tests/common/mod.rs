@@ -168,6 +168,13 @@ id = "globex"
 [[tenants.apps]]
 name = "writer"
 api_key = "{KEY_GLOBEX}"
+
+# Shares acme's writer app: their end users must stay apart.
+[[tenants]]
+id = "umbrella"
+[[tenants.apps]]
+name = "writer"
+api_key = "{KEY_ACME_WRITER}"
 "#,
         server_extra = setup.server_extra,
         upstream_extra = setup.upstream_extra,
@@ -363,6 +370,28 @@ pub async fn assert_envelope(resp: reqwest::Response, status: u16, code: &str) -
     assert_eq!(body["status"], status, "{body}");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     body
+}
+
+/// Resident memory of a process, in KiB (Linux `/proc`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Polls `check` every 25 ms until it returns `Some`, failing after `secs` seconds.
+pub async fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 /// Splits an SSE body into frames (blank-line separated).

@@ -27,6 +27,10 @@ pub(crate) struct Knobs {
     pub events: usize,
     pub timing: Timing,
     pub error_after: Option<usize>,
+    /// `x-sim-answer-bytes`: each text delta is padded with spaces to at least this many bytes.
+    pub answer_bytes: usize,
+    /// `x-sim-chunk-bytes`: each SSE frame is written in pieces of this many bytes, 1 ms apart.
+    pub chunk_bytes: usize,
 }
 
 impl Knobs {
@@ -45,6 +49,8 @@ impl Knobs {
                 ping: ms("x-sim-ping-interval-ms", cfg.ping_interval),
             },
             error_after,
+            answer_bytes: header_u64(headers, "x-sim-answer-bytes").map_or(0, |n| n as usize),
+            chunk_bytes: header_u64(headers, "x-sim-chunk-bytes").map_or(0, |n| n as usize),
         }
     }
 }
@@ -81,7 +87,7 @@ pub(crate) async fn create(shared: &Arc<Shared>, app: &AppEntry, req: &Req) -> R
     let owner = (user, end_user_id);
     let (rx, ids) = start(shared, app, owner, &payload, &inputs, &knobs);
     if payload.streaming {
-        Ok(sse_response(rx, ids, guard))
+        Ok(sse_response(rx, ids, guard, knobs.chunk_bytes))
     } else {
         blocking_response(rx, ids, guard).await
     }
@@ -153,7 +159,10 @@ fn start(
     let plan = Plan {
         task_id: task_id.clone(),
         message_id: message_id.clone(),
-        deltas: answer_deltas(inputs.get_str("topic"), knobs.events),
+        deltas: answer_deltas(inputs.get_str("topic"), knobs.events)
+            .into_iter()
+            .map(|d| format!("{d:<width$}", width = knobs.answer_bytes))
+            .collect(),
         prompt_tokens,
         timing: knobs.timing,
         error_after: knobs.error_after,
@@ -217,14 +226,31 @@ fn frame(s: &Ids, ev: &GenEvent) -> Bytes {
     }
 }
 
-/// 200 `text/event-stream`; each event is written as soon as the worker produces it.
-fn sse_response(rx: UnboundedReceiver<GenEvent>, ids: Ids, guard: SlotGuard) -> Response {
-    let stream = UnboundedReceiverStream::new(rx).map(move |ev| {
+/// 200 `text/event-stream`; each event is written as soon as the worker produces it (in pieces of
+/// `chunk_bytes`, 1 ms apart, when that is not zero, to exercise readers of split frames).
+fn sse_response(rx: UnboundedReceiver<GenEvent>, ids: Ids, guard: SlotGuard, chunk_bytes: usize) -> Response {
+    let frames = UnboundedReceiverStream::new(rx).map(move |ev| {
         // The concurrency slot is held until the body finishes or the client goes away.
         let _slot = &guard;
-        Ok::<Bytes, Infallible>(frame(&ids, &ev))
+        frame(&ids, &ev)
     });
-    raw_response(200, "text/event-stream; charset=utf-8", Body::from_stream(stream))
+    if chunk_bytes == 0 {
+        let stream = frames.map(Ok::<Bytes, Infallible>);
+        return raw_response(200, "text/event-stream; charset=utf-8", Body::from_stream(stream));
+    }
+    let pieces = frames
+        .flat_map(move |f| {
+            let parts: Vec<Bytes> = (0..f.len())
+                .step_by(chunk_bytes)
+                .map(|i| f.slice(i..(i + chunk_bytes).min(f.len())))
+                .collect();
+            futures_util::stream::iter(parts)
+        })
+        .then(|piece| async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok::<Bytes, Infallible>(piece)
+        });
+    raw_response(200, "text/event-stream; charset=utf-8", Body::from_stream(pieces))
 }
 
 /// Collects the worker's events into the blocking JSON body (or the HTTP error of a failed run).

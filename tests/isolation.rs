@@ -1,0 +1,231 @@
+//! Tenant isolation of Dify end users and of the ids Dify looks up without regard to tenant: users
+//! are scoped per tenant on every endpoint that carries one, and foreign task, message and annotation
+//! ids are answered as Dify answers unknown ones, without reaching Dify.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use serde_json::{Value, json};
+
+async fn post(env: &Env, tok: &str, path: &str, body: Value) -> reqwest::Response {
+    env.http
+        .post(env.url(path))
+        .header("authorization", bearer(tok))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn complete(env: &Env, tok: &str, user: &str) -> Value {
+    let resp = post(
+        env,
+        tok,
+        "/v1/completion-messages",
+        json!({"inputs": {"topic": "tea"}, "user": user}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+fn upload(user: Option<&str>) -> reqwest::multipart::Form {
+    let part = reqwest::multipart::Part::bytes(vec![1u8; 512])
+        .file_name("a.png")
+        .mime_str("image/png")
+        .unwrap();
+    let form = reqwest::multipart::Form::new();
+    let form = match user {
+        Some(u) => form.text("user", u.to_string()),
+        None => form,
+    };
+    form.part("file", part)
+}
+
+#[tokio::test]
+async fn users_are_scoped_per_tenant_on_every_endpoint() {
+    let env = Env::start().await;
+    let (acme, umbrella) = (token("acme", None), token("umbrella", None));
+    let mine = complete(&env, &acme, "bob").await;
+    complete(&env, &umbrella, "bob").await;
+    let users: Vec<Option<String>> = env.sim.requests().iter().map(|r| r.user.clone()).collect();
+    assert_eq!(
+        users,
+        [Some("acme:bob".to_string()), Some("umbrella:bob".to_string())]
+    );
+    let tasks = env.sim.tasks();
+    assert_eq!(tasks[0].key, KEY_ACME_WRITER);
+    assert_eq!(tasks[1].key, KEY_ACME_WRITER, "both tenants share one Dify app");
+
+    // Umbrella's bob is not acme's bob: Dify itself refuses the feedback.
+    let mid = mine["message_id"].as_str().unwrap();
+    let path = format!("/v1/messages/{mid}/feedbacks");
+    let resp = post(&env, &umbrella, &path, json!({"rating": "like", "user": "bob"})).await;
+    assert_eq!(resp.status(), 404);
+    let resp = post(&env, &acme, &path, json!({"rating": "like", "user": "bob"})).await;
+    assert_eq!(resp.status(), 200);
+
+    let resp = post(
+        &env,
+        &acme,
+        "/v1/text-to-audio",
+        json!({"text": "hi", "user": "bob"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let resp = post(&env, &acme, "/v1/text-to-audio", json!({"text": "hi"})).await;
+    assert_eq!(resp.status(), 200);
+    for (user, want) in [(Some("bob"), "acme:bob"), (None, "acme:DEFAULT-USER")] {
+        let resp = env
+            .http
+            .post(env.url("/v1/files/upload"))
+            .header("authorization", bearer(&acme))
+            .multipart(upload(user))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        assert_eq!(env.sim.uploads().last().unwrap().user, want);
+    }
+    let seen: Vec<Option<String>> = env
+        .sim
+        .requests()
+        .iter()
+        .skip(4)
+        .map(|r| r.user.clone())
+        .collect();
+    let want = ["acme:bob", "acme:DEFAULT-USER", "acme:bob", "acme:DEFAULT-USER"];
+    assert_eq!(seen, want.map(|u| Some(u.to_string())));
+    // A user that cannot be scoped safely is refused before Dify.
+    let before = env.upstream_count();
+    let resp = post(
+        &env,
+        &acme,
+        "/v1/completion-messages",
+        json!({"inputs": {}, "user": {"id": 1}}),
+    )
+    .await;
+    assert_envelope(resp, 400, "bad_request").await;
+    assert_eq!(env.upstream_count(), before);
+}
+
+#[tokio::test]
+async fn foreign_ids_are_answered_like_unknown_ones() {
+    let env = Env::start().await;
+    let (acme, umbrella, globex) = (
+        token("acme", None),
+        token("umbrella", None),
+        token("globex", None),
+    );
+    let editor = token("acme", Some("editor"));
+    let done = complete(&env, &acme, "bob").await;
+    let (mid, tid) = (
+        done["message_id"].as_str().unwrap(),
+        done["task_id"].as_str().unwrap(),
+    );
+    let tts_calls = || {
+        env.sim
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/v1/text-to-audio")
+            .count()
+    };
+
+    for other in [&umbrella, &globex, &editor] {
+        let resp = post(
+            &env,
+            other,
+            "/v1/text-to-audio",
+            json!({"message_id": mid, "user": "bob"}),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().await.unwrap(), "null\n");
+    }
+    assert_eq!(tts_calls(), 0, "a foreign message id reached Dify");
+    let resp = post(
+        &env,
+        &acme,
+        "/v1/text-to-audio",
+        json!({"message_id": mid, "user": "bob"}),
+    )
+    .await;
+    assert_eq!(resp.headers()["content-type"], "audio/mpeg");
+    assert_eq!(tts_calls(), 1);
+
+    let resp = post(
+        &env,
+        &umbrella,
+        &format!("/v1/completion-messages/{tid}/stop"),
+        json!({"user": "bob"}),
+    )
+    .await;
+    assert_eq!(
+        (resp.status().as_u16(), resp.text().await.unwrap()),
+        (200, "{\"result\": \"success\"}\n".into())
+    );
+    assert!(env.sim.stop_calls().is_empty(), "a foreign stop reached Dify");
+
+    let resp = post(
+        &env,
+        &acme,
+        "/v1/apps/annotations",
+        json!({"question": "q?", "answer": "a."}),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let aid = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/apps/annotations/{aid}");
+    let before = env.upstream_count();
+    for other in [&umbrella, &editor] {
+        let resp = env
+            .http
+            .put(env.url(&path))
+            .header("authorization", bearer(other))
+            .json(&json!({"question": "x", "answer": "y"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"code": "not_found", "message": "Annotation not found", "status": 404})
+        );
+        let resp = env
+            .http
+            .delete(env.url(&path))
+            .header("authorization", bearer(other))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404);
+    }
+    assert_eq!(
+        env.upstream_count(),
+        before,
+        "a foreign annotation id reached Dify"
+    );
+    let resp = env
+        .http
+        .delete(env.url(&path))
+        .header("authorization", bearer(&acme))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    // Once deleted it is nobody's: a second delete is answered locally.
+    let resp = env
+        .http
+        .delete(env.url(&path))
+        .header("authorization", bearer(&acme))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(env.upstream_count(), before + 1);
+}

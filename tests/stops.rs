@@ -1,0 +1,214 @@
+//! Streams end cleanly for Dify too: a client that drops a stream, or a SIGTERM that outlasts the
+//! grace period, makes the gateway call Dify's stop with the right key and user; a client's own stop
+//! is forwarded; frames split anywhere are read; a slow reader does not grow the gateway's memory.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use dify_sim::TaskOutcome;
+use futures_util::StreamExt;
+use serde_json::json;
+use std::time::Duration;
+
+fn stream_request(env: &Env, tok: &str, events: u32, interval_ms: u32) -> reqwest::RequestBuilder {
+    env.http
+        .post(env.url("/v1/completion-messages"))
+        .header("authorization", bearer(tok))
+        .header("x-sim-events", events.to_string())
+        .header("x-sim-event-interval-ms", interval_ms.to_string())
+        .json(&json!({"inputs": {"topic": "tea"}, "response_mode": "streaming", "user": "bob"}))
+}
+
+/// Reads until the first complete event and returns the text so far plus the rest of the stream.
+async fn first_event(
+    resp: reqwest::Response,
+) -> (
+    String,
+    impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>>,
+) {
+    let mut body = resp.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\n\n") {
+        seen.push_str(&String::from_utf8_lossy(&body.next().await.unwrap().unwrap()));
+    }
+    (seen, body)
+}
+
+fn task_id(text: &str) -> String {
+    data_events(text)[0]["task_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_dropped_stream_stops_difys_generation() {
+    let env = Env::start().await;
+    let tok = token("acme", Some("editor"));
+    let resp = stream_request(&env, &tok, 200, 50).send().await.unwrap();
+    let (seen, body) = first_event(resp).await;
+    let task = task_id(&seen);
+    drop(body);
+    let call = eventually(10, "a stop call", || {
+        env.sim.stop_calls().into_iter().find(|c| c.task_id == task)
+    })
+    .await;
+    assert_eq!(
+        (call.key.as_str(), call.user.as_str(), call.applied),
+        (KEY_ACME_EDITOR, "acme:bob", true)
+    );
+    let outcome = eventually(10, "the task to end", || {
+        env.sim
+            .tasks()
+            .into_iter()
+            .find(|t| t.task_id == task && t.outcome != TaskOutcome::Running)
+    })
+    .await;
+    assert_eq!(outcome.outcome, TaskOutcome::Stopped);
+    env.gw
+        .metrics_contain("dify_gateway_stops_total{cause=\"disconnect\"} 1")
+        .await;
+}
+
+#[tokio::test]
+async fn a_finished_stream_is_not_stopped_and_a_clients_stop_is_forwarded() {
+    let env = Env::start().await;
+    let tok = token("acme", None);
+    let text = stream_request(&env, &tok, 3, 10)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(data_events(&text).last().unwrap()["event"], "message_end");
+
+    let resp = stream_request(&env, &tok, 200, 50).send().await.unwrap();
+    let (mut seen, mut body) = first_event(resp).await;
+    let task = task_id(&seen);
+    let stop = env
+        .http
+        .post(env.url(&format!("/v1/completion-messages/{task}/stop")))
+        .header("authorization", bearer(&tok))
+        .json(&json!({"user": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stop.status(), 200);
+    while let Some(c) = body.next().await {
+        seen.push_str(&String::from_utf8_lossy(&c.unwrap()));
+    }
+    let events = data_events(&seen);
+    assert_eq!(events.last().unwrap()["event"], "message_end");
+    assert!(events.len() < 50, "the stop did not end the stream early");
+    let calls = env.sim.stop_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!((calls[0].user.as_str(), calls[0].applied), ("acme:bob", true));
+    let m = env
+        .gw
+        .metrics_contain("dify_gateway_stops_total{cause=\"client\"} 1")
+        .await;
+    assert!(
+        !m.contains("cause=\"disconnect\""),
+        "a finished stream was stopped"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_streams_that_outlast_the_grace_period() {
+    let mut env = Env::start().await;
+    let tok = token("acme", None);
+    let resp = stream_request(&env, &tok, 400, 50).send().await.unwrap();
+    let (mut seen, mut body) = first_event(resp).await;
+    let task = task_id(&seen);
+    let pid = env.gw.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    while let Some(Ok(c)) = body.next().await {
+        seen.push_str(&String::from_utf8_lossy(&c));
+    }
+    let call = eventually(10, "a stop call", || {
+        env.sim.stop_calls().into_iter().find(|c| c.task_id == task)
+    })
+    .await;
+    assert_eq!(
+        (call.key.as_str(), call.user.as_str()),
+        (KEY_ACME_WRITER, "acme:bob")
+    );
+    assert_eq!(
+        data_events(&seen).last().unwrap()["event"],
+        "message_end",
+        "stream cut before Dify ended it"
+    );
+    let status = eventually(20, "the gateway to exit", || env.gw.child.try_wait().unwrap()).await;
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn frames_split_anywhere_are_read() {
+    let env = Env::start().await;
+    let tok = token("acme", None);
+    let text = stream_request(&env, &tok, 5, 0)
+        .header("x-sim-chunk-bytes", "7")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events = data_events(&text);
+    assert_eq!(events.iter().filter(|e| e["event"] == "message").count(), 5);
+    let m = env
+        .gw
+        .metrics_contain("dify_gateway_sse_events_total{kind=\"message_end\"} 1")
+        .await;
+    assert!(
+        m.contains("dify_gateway_sse_events_total{kind=\"message\"} 5"),
+        "{m}"
+    );
+    // The task id was read from the split frames: the owner's stop is forwarded.
+    let task = events[0]["task_id"].as_str().unwrap();
+    let stop = env
+        .http
+        .post(env.url(&format!("/v1/completion-messages/{task}/stop")))
+        .header("authorization", bearer(&tok))
+        .json(&json!({"user": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stop.status(), 200);
+    assert_eq!(env.sim.stop_calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_reader_does_not_grow_gateway_memory() {
+    let env = Env::start().await;
+    let tok = token("acme", None);
+    // 3,000 events of 16 KiB: about 50 MB offered at once.
+    let resp = stream_request(&env, &tok, 3000, 0)
+        .header("x-sim-answer-bytes", "16384")
+        .send()
+        .await
+        .unwrap();
+    let pid = env.gw.child.id();
+    let (_, mut body) = first_event(resp).await;
+    let start_rss = rss_kib(pid);
+    let mut read = 0usize;
+    let mut peak = start_rss;
+    for _ in 0..40 {
+        if let Some(Ok(c)) = body.next().await {
+            read += c.len();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await; // the slow reader
+        peak = peak.max(rss_kib(pid));
+    }
+    assert!(read < 8 << 20, "the reader was not slow: {read} bytes");
+    let growth_mib = (peak.saturating_sub(start_rss)) / 1024;
+    eprintln!("slow reader: read {read} bytes of ~50 MB; gateway RSS {start_rss} KiB -> peak {peak} KiB");
+    assert!(
+        growth_mib < 16,
+        "gateway RSS grew by {growth_mib} MiB under a slow reader (start {start_rss} KiB)"
+    );
+}
