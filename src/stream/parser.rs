@@ -57,7 +57,8 @@ impl SseParser {
     /// Feeds one chunk and calls `on_event` for every event it completes.
     pub fn feed(&mut self, chunk: &[u8], on_event: &mut dyn FnMut(SseEvent<'_>)) {
         let mut rest = chunk;
-        if self.after_cr {
+        // An empty chunk says nothing about whether a CR is followed by LF: keep waiting.
+        if self.after_cr && !rest.is_empty() {
             self.after_cr = false;
             if let Some(stripped) = rest.strip_prefix(b"\n") {
                 rest = stripped;
