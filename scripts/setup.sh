@@ -7,6 +7,7 @@ need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)          # Pingora's zlib-ng build runs cmake
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)  # the cache tests run a real Redis
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 if cargo nextest --version >/dev/null 2>&1; then
-  exec cargo nextest run --workspace --all-targets "$@"
+  exec cargo nextest run --workspace --lib --bins --tests "$@"
 else
-  exec cargo test --workspace --all-targets "$@"
+  exec cargo test --workspace --lib --bins --tests "$@"
 fi

@@ -22,6 +22,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]

@@ -43,6 +43,10 @@ pub struct Metrics {
     upstream_errors: IntCounterVec,
     stops: IntCounterVec,
     sse_events: IntCounterVec,
+    cache_lookups: IntCounterVec,
+    redis_errors: IntCounterVec,
+    /// 1 while Redis is configured, connected and its circuit closed.
+    pub redis_up: IntGauge,
 }
 
 fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
@@ -96,6 +100,23 @@ impl Metrics {
             "Server-sent events passed to clients, by kind.",
             &["kind"],
         )?;
+        let cache_lookups = counter(
+            reg,
+            "cache_lookups_total",
+            "Metadata cache lookups, by endpoint, tier (l1, l2) and outcome.",
+            &["endpoint", "tier", "outcome"],
+        )?;
+        let redis_errors = counter(
+            reg,
+            "redis_errors_total",
+            "Redis calls that failed, timed out or were skipped by the circuit breaker.",
+            &["op", "kind"],
+        )?;
+        let redis_up = IntGauge::new(
+            format!("{PREFIX}redis_up"),
+            "1 while Redis is connected and its circuit closed.",
+        )?;
+        reg.register(Box::new(redis_up.clone()))?;
         let build = IntGaugeVec::new(
             Opts::new(
                 format!("{PREFIX}build_info"),
@@ -113,6 +134,9 @@ impl Metrics {
             upstream_errors,
             stops,
             sse_events,
+            cache_lookups,
+            redis_errors,
+            redis_up,
         })
     }
 
@@ -146,6 +170,18 @@ impl Metrics {
         if n > 0 {
             self.sse_events.with_label_values(&[kind]).inc_by(n);
         }
+    }
+
+    /// Counts a cache lookup (all labels from closed sets).
+    pub fn cache_lookup(&self, endpoint: &'static str, tier: &'static str, outcome: &'static str) {
+        self.cache_lookups
+            .with_label_values(&[endpoint, tier, outcome])
+            .inc();
+    }
+
+    /// Counts a failed or skipped Redis call.
+    pub fn redis_error(&self, op: &'static str, kind: &'static str) {
+        self.redis_errors.with_label_values(&[op, kind]).inc();
     }
 
     /// Counts an upstream failure (`kind` from a closed set).

@@ -3,6 +3,8 @@
 //! the configuration has been validated.
 
 use crate::admin::AdminApp;
+use crate::cache::MetadataCache;
+use crate::cache::sync::CacheSync;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::ownership::Ownership;
@@ -51,8 +53,13 @@ pub fn build(settings: Settings) -> Result<Server, String> {
         stopper: stopper.clone(),
         grace: settings.server.grace_period,
     };
+    let cache = settings
+        .cache
+        .enabled
+        .then(|| MetadataCache::new(&settings.cache, upstream.clone(), metrics.clone()));
+    let snapshot = Arc::new(SharedSnapshot::new(settings.snapshot));
     let gateway = Gateway {
-        snapshot: Arc::new(SharedSnapshot::new(settings.snapshot)),
+        snapshot: snapshot.clone(),
         upstream: upstream.clone(),
         metrics,
         max_request_body: settings.server.max_request_body,
@@ -60,22 +67,27 @@ pub fn build(settings: Settings) -> Result<Server, String> {
         ownership: Arc::new(Ownership::default()),
         active,
         stopper,
+        cache: cache.clone(),
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "dify-gateway");
     proxy.add_tcp(&settings.server.listen.to_string());
-    let mut admin = Service::new(
-        "admin".to_string(),
-        AdminApp {
-            registry,
-            upstream: upstream.clone(),
-        },
-    );
+    let admin_app = AdminApp {
+        registry,
+        upstream: upstream.clone(),
+        cache: cache.clone(),
+        snapshot,
+        token: settings.admin_token,
+    };
+    let mut admin = Service::new("admin".to_string(), admin_app);
     admin.threads = Some(1);
     admin.add_tcp(&settings.server.admin_listen.to_string());
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(background_service("shutdown stops", shutdown_stops));
+    if let Some(c) = cache.filter(|c| c.redis().is_some()) {
+        server.add_service(background_service("cache sync", CacheSync(c)));
+    }
     if upstream.needs_refresh() {
         server.add_service(background_service("upstream resolver", Resolver(upstream)));
     }

@@ -158,7 +158,7 @@ async fn valid_tokens_of_each_algorithm_map_to_the_right_app_key() {
     for (i, (tok, header_app, key)) in cases.iter().enumerate() {
         let mut req = env
             .http
-            .get(env.url("/v1/info"))
+            .get(env.url("/v1/app/feedbacks"))
             .header("authorization", bearer(tok));
         if let Some(a) = header_app {
             req = req.header("x-dify-app", *a);

@@ -18,6 +18,10 @@ pub struct FileConfig {
     pub auth: AuthSection,
     /// Streaming behaviour.
     pub streams: StreamsSection,
+    /// The admin API.
+    pub admin: AdminSection,
+    /// The app metadata cache.
+    pub cache: CacheSection,
     /// Logging.
     pub telemetry: TelemetrySection,
     /// Tenants, each with its Dify apps.
@@ -139,6 +143,60 @@ pub struct KeySection {
     pub public_key: Option<String>,
     /// File holding the PEM public key (RS256, ES256).
     pub public_key_file: Option<String>,
+}
+
+/// `[admin]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AdminSection {
+    /// Bearer token for `/admin/*` on the admin listener; without one the admin API is off.
+    pub token: Option<String>,
+}
+
+/// `[cache]`
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct CacheSection {
+    /// Turn the metadata cache off entirely.
+    pub enabled: bool,
+    /// Redis shared by the replicas; without it the cache is in-process only.
+    pub redis_url: Option<String>,
+    /// Default lifetime of a cached metadata response.
+    pub ttl: String,
+    /// Per-endpoint lifetimes (`info`, `parameters`, `site`, `meta`) overriding `ttl`.
+    pub endpoint_ttl: std::collections::BTreeMap<String, String>,
+    /// Past its ttl, an entry is still served while it is refreshed in the background for this long.
+    pub stale_while_revalidate: String,
+    /// Past its ttl, an entry may be served this long when Dify fails or times out.
+    pub max_stale: String,
+    /// Hard limit on any one Redis call.
+    pub redis_timeout: String,
+    /// In-process entries kept at most.
+    pub max_entries: u64,
+    /// In-process bytes kept at most.
+    pub max_bytes: String,
+    /// Largest response body cached.
+    pub max_entry_bytes: String,
+    /// Longest wait for Dify when filling the cache.
+    pub fetch_timeout: String,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            redis_url: None,
+            ttl: "60s".into(),
+            endpoint_ttl: Default::default(),
+            stale_while_revalidate: "30s".into(),
+            max_stale: "1h".into(),
+            redis_timeout: "50ms".into(),
+            max_entries: 10_000,
+            max_bytes: "64MB".into(),
+            max_entry_bytes: "1MB".into(),
+            fetch_timeout: "30s".into(),
+        }
+    }
 }
 
 /// `[streams]`

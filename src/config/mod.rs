@@ -28,6 +28,10 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     /// Streaming behaviour.
     pub streams: StreamSettings,
+    /// The metadata cache.
+    pub cache: CacheSettings,
+    /// Bearer token of the admin API (`None`: the admin API is off).
+    pub admin_token: Option<Secret>,
     /// Logging.
     pub telemetry: TelemetrySettings,
     /// First HS256 key (id, secret), used by `token` and `demo` to sign development tokens.
@@ -91,6 +95,31 @@ pub struct StreamSettings {
     pub max_json_body: usize,
     /// Largest blocking completion body read for usage.
     pub max_blocking_body: usize,
+}
+
+/// `[cache]`, typed.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// Cache on or off.
+    pub enabled: bool,
+    /// Redis URL (may hold a password).
+    pub redis_url: Option<Secret>,
+    /// Lifetime per cached endpoint, in the order info, parameters, site, meta.
+    pub ttl: [Duration; 4],
+    /// Stale-while-revalidate window past the ttl.
+    pub stale_while_revalidate: Duration,
+    /// Stale-if-error window past the ttl.
+    pub max_stale: Duration,
+    /// Hard limit on a Redis call.
+    pub redis_timeout: Duration,
+    /// In-process entries at most.
+    pub max_entries: u64,
+    /// In-process bytes at most.
+    pub max_bytes: u64,
+    /// Largest body cached.
+    pub max_entry_bytes: usize,
+    /// Longest wait for Dify when filling.
+    pub fetch_timeout: Duration,
 }
 
 /// Log line format.

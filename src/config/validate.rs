@@ -3,7 +3,8 @@
 
 use super::file::{AppSection, AuthSection, FileConfig, KeySection, ServerSection, UpstreamSection};
 use super::{
-    LogFormat, ServerSettings, Settings, StreamSettings, TelemetrySettings, UpstreamSettings, units,
+    CacheSettings, LogFormat, ServerSettings, Settings, StreamSettings, TelemetrySettings, UpstreamSettings,
+    units,
 };
 use crate::auth::{JwtPolicy, JwtVerifier, VerifyKey};
 use crate::secret::Secret;
@@ -56,6 +57,15 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Settings, Vec<String>> {
     let upstream = upstream(&mut p, &raw.upstream);
     let telemetry = telemetry(&mut p, &raw);
     let streams = streams(&mut p, &raw);
+    let cache = cache(&mut p, &raw);
+    let admin_token = match raw.admin.token.as_deref() {
+        Some(t) if t.len() < 16 => {
+            p.add("admin.token", "must be at least 16 characters");
+            None
+        }
+        Some(t) => Some(Secret::new(t)),
+        None => None,
+    };
     let (keys, policy, signing_key) = auth(&mut p, &raw.auth, base);
     let tenants = tenants(&mut p, &raw, base);
     if !p.0.is_empty() {
@@ -66,6 +76,8 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Settings, Vec<String>> {
         server,
         upstream,
         streams,
+        cache,
+        admin_token,
         telemetry,
         signing_key,
         snapshot: Snapshot::new(tenants, verifier),
@@ -188,6 +200,62 @@ fn streams(p: &mut Problems, raw: &FileConfig) -> StreamSettings {
         max_event_bytes: size("max_event_bytes", &s.max_event_bytes),
         max_json_body: size("max_json_body", &s.max_json_body),
         max_blocking_body: size("max_blocking_body", &s.max_blocking_body),
+    }
+}
+
+/// The cached endpoints, in the order of [`CacheSettings::ttl`].
+pub const CACHED_ENDPOINTS: [&str; 4] = ["info", "parameters", "site", "meta"];
+
+fn cache(p: &mut Problems, raw: &FileConfig) -> CacheSettings {
+    let c = &raw.cache;
+    let ttl = p.duration("cache.ttl", &c.ttl);
+    for name in c.endpoint_ttl.keys() {
+        if !CACHED_ENDPOINTS.contains(&name.as_str()) {
+            p.add(
+                format!("cache.endpoint_ttl.{name}"),
+                "is not one of info, parameters, site, meta",
+            );
+        }
+    }
+    let ttls = CACHED_ENDPOINTS.map(|e| match c.endpoint_ttl.get(e) {
+        Some(t) => p.duration(&format!("cache.endpoint_ttl.{e}"), t),
+        None => ttl,
+    });
+    let redis_url = c.redis_url.as_deref().filter(|u| !u.is_empty()).map(|u| {
+        if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix://")) {
+            p.add(
+                "cache.redis_url",
+                "must start with redis://, rediss:// or unix://",
+            );
+        }
+        Secret::new(u)
+    });
+    let size = |p: &mut Problems, key: &str, text: &str| {
+        units::size(text).unwrap_or_else(|e| {
+            p.add(format!("cache.{key}"), e);
+            0
+        })
+    };
+    let max_bytes = size(p, "max_bytes", &c.max_bytes);
+    let max_entry_bytes =
+        usize::try_from(size(p, "max_entry_bytes", &c.max_entry_bytes)).unwrap_or(usize::MAX);
+    let window = |p: &mut Problems, key: &str, text: &str| {
+        units::duration(text).unwrap_or_else(|e| {
+            p.add(format!("cache.{key}"), e);
+            Duration::ZERO
+        })
+    };
+    CacheSettings {
+        enabled: c.enabled,
+        redis_url,
+        ttl: ttls,
+        stale_while_revalidate: window(p, "stale_while_revalidate", &c.stale_while_revalidate),
+        max_stale: window(p, "max_stale", &c.max_stale),
+        redis_timeout: p.duration("cache.redis_timeout", &c.redis_timeout),
+        max_entries: c.max_entries,
+        max_bytes,
+        max_entry_bytes,
+        fetch_timeout: p.duration("cache.fetch_timeout", &c.fetch_timeout),
     }
 }
 

@@ -50,6 +50,8 @@ pub struct RequestCtx {
     pub auth_failure: Option<AuthError>,
     /// Why the upstream failed, for metrics.
     pub upstream_failure: Option<UpstreamFailure>,
+    /// How the metadata cache answered, for the access log.
+    pub cache_status: Option<&'static str>,
 }
 
 impl RequestCtx {
@@ -73,6 +75,7 @@ impl RequestCtx {
             streaming: false,
             auth_failure: None,
             upstream_failure: None,
+            cache_status: None,
         }
     }
 

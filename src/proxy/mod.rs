@@ -5,6 +5,7 @@
 
 mod admit;
 mod body;
+mod cached;
 mod ctx;
 mod guard;
 mod record;
@@ -16,6 +17,7 @@ pub use ctx::RequestCtx;
 pub use respond::LocalAnswer;
 
 use crate::auth::unix_now;
+use crate::cache::MetadataCache;
 use crate::config::StreamSettings;
 use crate::error;
 use crate::metrics::{Metrics, RequestLabels};
@@ -52,6 +54,8 @@ pub struct Gateway {
     pub active: Arc<ActiveStreams>,
     /// Sends stops to Dify.
     pub stopper: Arc<Stopper>,
+    /// The metadata cache (`None` when turned off).
+    pub cache: Option<Arc<MetadataCache>>,
 }
 
 #[async_trait]
@@ -89,7 +93,7 @@ impl ProxyHttp for Gateway {
                 match guarded {
                     guard::Guard::Forward(key) => {
                         ctx.key_override = key;
-                        Ok(false)
+                        self.answer_from_cache(session, ctx).await
                     }
                     guard::Guard::Answer(answer) => {
                         respond::send(session, &answer, &ctx.request_id).await?;
@@ -291,6 +295,7 @@ impl ProxyHttp for Gateway {
             request_bytes = ctx.body_bytes,
             response_bytes = session.body_bytes_sent(),
             auth_failure = ctx.auth_failure.map(|a| a.reason()),
+            cache = ctx.cache_status,
             upstream_failure = ctx.upstream_failure.map(|f| f.label()),
             error = e.map(|e| e.etype().as_str()),
         );

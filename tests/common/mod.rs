@@ -41,6 +41,8 @@ pub struct Setup {
     pub server_extra: String,
     /// Upstream URL override (default: the simulator).
     pub upstream_url: Option<String>,
+    /// Extra TOML appended at the end (whole sections such as `[cache]`).
+    pub extra: String,
 }
 
 impl Default for Setup {
@@ -62,6 +64,7 @@ impl Default for Setup {
             upstream_extra: String::new(),
             server_extra: String::new(),
             upstream_url: None,
+            extra: String::new(),
         }
     }
 }
@@ -175,9 +178,12 @@ id = "umbrella"
 [[tenants.apps]]
 name = "writer"
 api_key = "{KEY_ACME_WRITER}"
+
+{extra}
 "#,
         server_extra = setup.server_extra,
         upstream_extra = setup.upstream_extra,
+        extra = setup.extra,
     )
 }
 
@@ -410,4 +416,73 @@ pub fn data_events(body: &str) -> Vec<Value> {
         .filter_map(|f| f.strip_prefix("data: "))
         .map(|d| serde_json::from_str(d).unwrap())
         .collect()
+}
+
+/// A real `redis-server` on a free loopback port, killed on drop.
+pub struct Redis {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Redis {
+    pub async fn start() -> Redis {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is required (scripts/setup.sh installs it)");
+        let r = Redis { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !r.ping() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Whether the server answers PING.
+    pub fn ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    /// Sends a raw command line and returns the first reply line.
+    pub fn command(&self, line: &str) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        let mut out = String::new();
+        BufReader::new(s).read_line(&mut out).unwrap();
+        out.trim().to_string()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

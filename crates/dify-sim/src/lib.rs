@@ -61,6 +61,8 @@ pub struct SimConfig {
     pub concurrency_limit: Option<usize>,
     /// Answer the limit with `429 too_many_requests` (1.16 docs) instead of 1.14.1's `400 invalid_param`.
     pub concurrency_limit_as_429: bool,
+    /// Latency of `/info`, `/parameters`, `/site` and `/meta` (Dify reads them from its database).
+    pub metadata_delay: Duration,
 }
 
 impl Default for SimConfig {
@@ -74,6 +76,7 @@ impl Default for SimConfig {
             error_after: None,
             concurrency_limit: None,
             concurrency_limit_as_429: false,
+            metadata_delay: Duration::ZERO,
         }
     }
 }

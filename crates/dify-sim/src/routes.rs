@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::json::{ApiError, raw_response};
 use crate::pyrepr::{py_str, truthy};
+use crate::state::AppEntry;
 use crate::state::Shared;
 use crate::{RecordedRequest, annotations, app_meta, auth, completion, feedback, files, tts, validate};
 
@@ -94,6 +95,12 @@ async fn handle(shared: &Arc<Shared>, route: &Route, req: &Req) -> Result<Respon
         Route::Feedback(id) => feedback::create(shared, app, req, id),
         Route::AppFeedbacks => feedback::list(shared, app, req),
         Route::Upload => files::upload(shared, app, req).await,
+        Route::Info | Route::Parameters | Route::Site | Route::Meta
+            if !shared.cfg.metadata_delay.is_zero() =>
+        {
+            tokio::time::sleep(shared.cfg.metadata_delay).await;
+            Ok(metadata(shared, route, app))
+        }
         Route::Info => Ok(app_meta::info(app)),
         Route::Parameters => Ok(app_meta::parameters(shared, app)),
         Route::Site => Ok(app_meta::site(app)),
@@ -408,6 +415,16 @@ pub(crate) fn query_dict(query: &str) -> Map<String, Value> {
         map.entry(k).or_insert(Value::String(v));
     }
     map
+}
+
+/// The four metadata answers (after any configured delay).
+fn metadata(shared: &Shared, route: &Route, app: &AppEntry) -> Response {
+    match route {
+        Route::Parameters => app_meta::parameters(shared, app),
+        Route::Site => app_meta::site(app),
+        Route::Meta => app_meta::meta(),
+        _ => app_meta::info(app),
+    }
 }
 
 #[cfg(test)]

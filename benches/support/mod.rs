@@ -1,0 +1,180 @@
+//! Shared by the benchmarks: starts the release simulator and gateway on loopback with OS-assigned
+//! ports, mints a tenant token, samples the gateway's RSS, and computes percentiles.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub const KEY: &str = "app-bench-key";
+const SECRET: &str = "benchmark-secret-0123456789abcdef0123";
+
+/// The simulator and the gateway under test; both killed on drop.
+pub struct Procs {
+    sim: Child,
+    gw: Child,
+    _dir: tempfile::TempDir,
+    pub sim_url: String,
+    pub gw_url: String,
+    pub admin_url: String,
+    pub direct_auth: String,
+    pub gw_auth: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn release_bin(name: &str) -> String {
+    let path = format!("{}/target/release/{name}", env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "{path} missing: run `cargo build --release --bins` first"
+    );
+    path
+}
+
+async fn wait_http(url: &str) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{url} never answered");
+}
+
+impl Procs {
+    pub async fn start() -> Self {
+        let _ = rlimit::increase_nofile_limit(u64::MAX);
+        let sim_port = free_port();
+        let sim = Command::new(release_bin("dify-sim"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{sim_port}"),
+                "--app",
+                &format!("{KEY}=Bench"),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sim_url = format!("http://127.0.0.1:{sim_port}");
+        wait_http(&format!("{sim_url}/v1/")).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (listen, admin) = (free_port(), free_port());
+        let cfg = format!(
+            r#"[server]
+listen = "127.0.0.1:{listen}"
+admin_listen = "127.0.0.1:{admin}"
+grace_period = "1s"
+pid_file = "{d}/gw.pid"
+upgrade_sock = "{d}/gw.sock"
+[upstream]
+url = "{sim_url}"
+[[auth.keys]]
+id = "bench"
+algorithm = "HS256"
+secret = "{SECRET}"
+[telemetry]
+log_level = "warn"
+[[tenants]]
+id = "bench"
+[[tenants.apps]]
+name = "writer"
+api_key = "{KEY}"
+"#,
+            d = dir.path().display()
+        );
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, cfg).unwrap();
+        let gw = Command::new(release_bin("dify-gateway"))
+            .arg("-c")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let admin_url = format!("http://127.0.0.1:{admin}");
+        wait_http(&format!("{admin_url}/readyz")).await;
+        let claims = serde_json::json!({"tenant": "bench", "exp": 4_102_444_800u64});
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        Procs {
+            sim,
+            gw,
+            _dir: dir,
+            sim_url,
+            gw_url: format!("http://127.0.0.1:{listen}"),
+            admin_url,
+            direct_auth: format!("Bearer {KEY}"),
+            gw_auth: format!("Bearer {token}"),
+        }
+    }
+
+    pub fn gw_pid(&self) -> u32 {
+        self.gw.id()
+    }
+
+    pub fn sim_pid(&self) -> u32 {
+        self.sim.id()
+    }
+
+    /// Samples the gateway's RSS every 100 ms until `stop`; returns the peak in KiB.
+    pub fn rss_sampler(&self, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+        let pid = self.gw.id();
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while !stop.load(Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            peak
+        })
+    }
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        let _ = self.gw.kill();
+        let _ = self.sim.kill();
+        let _ = self.gw.wait();
+        let _ = self.sim.wait();
+    }
+}
+
+/// Resident memory of `pid` in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .map(str::to_string)
+        })
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `p`th percentile (nearest rank) of `v`, sorting it; 0 when empty.
+pub fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}

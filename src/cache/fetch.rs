@@ -1,0 +1,107 @@
+//! Fills the cache from Dify (request step 3 for cached endpoints): one GET with the app key, the
+//! body read under a cap. Runs in its own task so that a client leaving does not waste the answer.
+
+use crate::upstream::{self, Forwarding, Upstream};
+use bytes::BytesMut;
+use pingora::connectors::http::Connector;
+use pingora::http::RequestHeader;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Dify's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// Status.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: String,
+    /// Body.
+    pub body: bytes::Bytes,
+    /// The body was longer than the cap (and is cut): never cache it.
+    pub truncated: bool,
+}
+
+/// Why no answer came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// No answer in time.
+    Timeout,
+    /// Connection or protocol failure.
+    Failed(String),
+}
+
+/// Fetches from Dify.
+pub struct Fetcher {
+    upstream: Arc<Upstream>,
+    connector: Connector,
+    timeout: Duration,
+    max_body: usize,
+}
+
+impl Fetcher {
+    /// A fetcher towards `upstream`.
+    pub fn new(upstream: Arc<Upstream>, timeout: Duration, max_body: usize) -> Self {
+        Self {
+            upstream,
+            connector: Connector::new(None),
+            timeout,
+            max_body,
+        }
+    }
+
+    /// `GET path` with `api_key`.
+    pub async fn get(&self, path: &str, api_key: &str, request_id: &str) -> Result<Fetched, FetchError> {
+        match tokio::time::timeout(self.timeout, self.send(path, api_key, request_id)).await {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout),
+        }
+    }
+
+    async fn send(&self, path: &str, api_key: &str, request_id: &str) -> Result<Fetched, FetchError> {
+        let fail = |e: Box<pingora::Error>| FetchError::Failed(e.to_string());
+        let peer = self
+            .upstream
+            .peer()
+            .ok_or(FetchError::Failed("upstream not resolved".into()))?;
+        let mut req = RequestHeader::build("GET", path.as_bytes(), None).map_err(fail)?;
+        let fwd = Forwarding {
+            api_key,
+            client_ip: None,
+            request_id,
+        };
+        upstream::rewrite_request(&mut req, self.upstream.settings(), &fwd).map_err(fail)?;
+        let (mut session, _) = self.connector.get_http_session(&peer).await.map_err(fail)?;
+        session.write_request_header(Box::new(req)).await.map_err(fail)?;
+        session.finish_request_body().await.map_err(fail)?;
+        session.read_response_header().await.map_err(fail)?;
+        let (status, content_type) = match session.response_header() {
+            Some(h) => (
+                h.status.as_u16(),
+                h.headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+            None => return Err(FetchError::Failed("no response header".into())),
+        };
+        let mut body = BytesMut::new();
+        let mut truncated = false;
+        while let Some(chunk) = session.read_response_body().await.map_err(fail)? {
+            if body.len() + chunk.len() > self.max_body {
+                truncated = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !truncated {
+            self.connector.release_http_session(session, &peer, None).await;
+        }
+        Ok(Fetched {
+            status,
+            content_type,
+            body: body.freeze(),
+            truncated,
+        })
+    }
+}

@@ -1,0 +1,281 @@
+//! The app metadata cache (request step 2, `request_filter`): `GET /v1/info`, `/parameters`, `/site`
+//! and `/meta` are answered from memory (moka), then from Redis shared by the replicas, then from Dify
+//! with one request however many callers miss at once. Stale entries are served while they are
+//! refreshed, and when Dify fails; only Dify's 200 answers are stored.
+
+pub mod breaker;
+pub mod entry;
+pub mod fetch;
+pub mod key;
+pub mod redis;
+pub mod sync;
+
+use crate::config::CacheSettings;
+use crate::metrics::Metrics;
+use crate::upstream::Upstream;
+use bytes::Bytes;
+use entry::{Entry, Freshness, Policy, Served};
+use fetch::{FetchError, Fetched, Fetcher};
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use key::{AppHash, CacheKey, Cached};
+use moka::sync::Cache;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What a fill from Dify produced, shared by every caller waiting on it.
+type Fill = Shared<BoxFuture<'static, Arc<Result<Fetched, FetchError>>>>;
+
+/// The answer for a cached endpoint.
+#[derive(Debug)]
+pub enum Answer {
+    /// Serve this.
+    Serve {
+        /// Status.
+        status: u16,
+        /// `Content-Type`.
+        content_type: String,
+        /// Body.
+        body: Bytes,
+        /// Validator and age, for cached bodies.
+        cached: Option<(String, u64)>,
+        /// How it was served.
+        served: Served,
+    },
+    /// Dify could not be reached and nothing stale was left.
+    Failed(FetchError),
+    /// Not cacheable this time: proxy the request as usual.
+    Bypass,
+}
+
+/// Which entries an invalidation drops.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Scope {
+    /// Every entry.
+    All,
+    /// Every entry of these apps.
+    Apps(Vec<String>),
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The two tiers, the fills in flight and the policies.
+pub struct MetadataCache {
+    l1: Cache<CacheKey, Arc<Entry>>,
+    l2: Option<Arc<redis::RedisTier>>,
+    fills: Mutex<HashMap<CacheKey, Fill>>,
+    fetcher: Arc<Fetcher>,
+    policies: [Policy; 4],
+    max_entry_bytes: usize,
+    /// Metric families.
+    pub metrics: Metrics,
+}
+
+impl MetadataCache {
+    /// A cache per `s`, filling from `upstream`.
+    pub fn new(s: &CacheSettings, upstream: Arc<Upstream>, metrics: Metrics) -> Arc<Self> {
+        let policies = s.ttl.map(|ttl| Policy {
+            ttl,
+            stale_while_revalidate: s.stale_while_revalidate,
+            max_stale: s.max_stale,
+        });
+        let keep = policies
+            .iter()
+            .map(Policy::keep)
+            .max()
+            .unwrap_or(Duration::from_secs(60));
+        // Each entry weighs at least max_bytes / max_entries, so both bounds hold.
+        let floor = (s.max_bytes / s.max_entries.max(1)).max(1);
+        let l1 = Cache::builder()
+            .max_capacity(s.max_bytes)
+            .weigher(move |_k: &CacheKey, e: &Arc<Entry>| {
+                u32::try_from((e.body.len() as u64 + 256).max(floor)).unwrap_or(u32::MAX)
+            })
+            .time_to_live(keep)
+            .build();
+        let l2 = s
+            .redis_url
+            .clone()
+            .map(|url| Arc::new(redis::RedisTier::new(url, s.redis_timeout, metrics.clone())));
+        Arc::new(Self {
+            l1,
+            l2,
+            fills: Mutex::new(HashMap::new()),
+            fetcher: Arc::new(Fetcher::new(upstream, s.fetch_timeout, s.max_entry_bytes)),
+            policies,
+            max_entry_bytes: s.max_entry_bytes,
+            metrics,
+        })
+    }
+
+    /// The Redis tier, when configured.
+    pub fn redis(&self) -> Option<&Arc<redis::RedisTier>> {
+        self.l2.as_ref()
+    }
+
+    /// Answers `endpoint` for the app with `api_key`.
+    pub async fn answer(self: &Arc<Self>, api_key: &str, endpoint: Cached, request_id: &str) -> Answer {
+        let key = CacheKey::new(api_key, endpoint);
+        let policy = self.policies[endpoint.index()];
+        let now = now_ms();
+        let mut held = self.l1.get(&key);
+        let tier = if held.is_some() { "l1" } else { "l2" };
+        if held.is_none() {
+            self.metrics.cache_lookup(endpoint.name(), "l1", "miss");
+            held = self.lookup_l2(&key).await;
+        }
+        if let Some(e) = &held {
+            match policy.freshness(e.age(now)) {
+                Freshness::Fresh => {
+                    self.metrics.cache_lookup(endpoint.name(), tier, "hit");
+                    let left = policy.ttl.saturating_sub(e.age(now)).as_secs() as i64;
+                    return serve(e, now, Served::Hit { ttl: left });
+                }
+                Freshness::Revalidate => {
+                    self.metrics.cache_lookup(endpoint.name(), tier, "stale");
+                    drop(self.fill(key, api_key, request_id));
+                    return serve(e, now, Served::StaleWhileRevalidate);
+                }
+                Freshness::StaleIfError | Freshness::Expired => {}
+            }
+        }
+        let fetched = self.fill(key, api_key, request_id).await;
+        let stale = held.filter(|e| policy.freshness(e.age(now)) != Freshness::Expired);
+        match (fetched.as_ref(), stale) {
+            (Ok(f), _) if f.truncated => Answer::Bypass,
+            (Ok(f), Some(e)) if f.status >= 500 => serve(&e, now, Served::StaleIfError { status: f.status }),
+            (Ok(f), _) => Answer::Serve {
+                status: f.status,
+                content_type: f.content_type.clone(),
+                body: f.body.clone(),
+                cached: None,
+                served: Served::Miss {
+                    status: f.status,
+                    stored: storable(f, self.max_entry_bytes),
+                },
+            },
+            (Err(_), Some(e)) => serve(&e, now, Served::StaleIfError { status: 0 }),
+            (Err(err), None) => Answer::Failed(err.clone()),
+        }
+    }
+
+    async fn lookup_l2(&self, key: &CacheKey) -> Option<Arc<Entry>> {
+        let l2 = self.l2.as_ref()?;
+        let name = key.endpoint.name();
+        if !l2.is_up() {
+            self.metrics.cache_lookup(name, "l2", "bypass");
+        }
+        match l2.get(&key.redis_key()).await {
+            Some(e) => {
+                let e = Arc::new(e);
+                self.l1.insert(*key, e.clone());
+                Some(e)
+            }
+            None => {
+                self.metrics.cache_lookup(name, "l2", "miss");
+                None
+            }
+        }
+    }
+
+    /// Starts (or joins) the one fill of `key` from Dify; stores a 200 answer in both tiers.
+    fn fill(self: &Arc<Self>, key: CacheKey, api_key: &str, request_id: &str) -> Fill {
+        let mut fills = self.fills.lock();
+        if let Some(f) = fills.get(&key) {
+            return f.clone();
+        }
+        let me = self.clone();
+        let (api_key, request_id) = (api_key.to_string(), request_id.to_string());
+        let task = tokio::spawn(async move {
+            let r = me.fetcher.get(key.endpoint.path(), &api_key, &request_id).await;
+            if let Ok(f) = &r
+                && storable(f, me.max_entry_bytes)
+                && let Ok(body) = String::from_utf8(f.body.to_vec())
+            {
+                let entry = Arc::new(Entry::new(f.content_type.clone(), body, now_ms()));
+                me.l1.insert(key, entry.clone());
+                if let Some(l2) = &me.l2 {
+                    let keep = me.policies[key.endpoint.index()].keep();
+                    l2.set(&key.redis_key(), &entry, keep).await;
+                }
+            }
+            me.fills.lock().remove(&key);
+            r
+        });
+        let fill = async move {
+            Arc::new(
+                task.await
+                    .unwrap_or_else(|e| Err(FetchError::Failed(format!("fill task: {e}")))),
+            )
+        }
+        .boxed()
+        .shared();
+        fills.insert(key, fill.clone());
+        fill
+    }
+
+    /// Drops entries in this replica's memory only (what a pub/sub message asks).
+    pub fn drop_local(&self, scope: &Scope) {
+        match scope {
+            Scope::All => self.l1.invalidate_all(),
+            Scope::Apps(apps) => {
+                for app in apps.iter().filter_map(|a| decode_app(a)) {
+                    for endpoint in Cached::ALL {
+                        self.l1.invalidate(&CacheKey { app, endpoint });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops entries everywhere: here, in Redis, and (through pub/sub) in every other replica.
+    pub async fn invalidate(&self, scope: Scope) {
+        self.drop_local(&scope);
+        let Some(l2) = &self.l2 else { return };
+        match &scope {
+            Scope::All => l2.delete_prefix(key::REDIS_PREFIX).await,
+            Scope::Apps(apps) => {
+                let keys = apps
+                    .iter()
+                    .filter_map(|a| decode_app(a))
+                    .flat_map(|app| Cached::ALL.map(|endpoint| CacheKey { app, endpoint }.redis_key()))
+                    .collect();
+                l2.delete(keys).await;
+            }
+        }
+        if let Ok(msg) = serde_json::to_string(&scope) {
+            l2.publish(msg).await;
+        }
+    }
+}
+
+fn storable(f: &Fetched, max: usize) -> bool {
+    f.status == 200 && !f.truncated && f.body.len() <= max
+}
+
+fn serve(e: &Entry, now: u64, served: Served) -> Answer {
+    Answer::Serve {
+        status: 200,
+        content_type: e.content_type.clone(),
+        body: Bytes::from(e.body.clone()),
+        cached: Some((e.etag.clone(), e.age(now).as_secs())),
+        served,
+    }
+}
+
+/// The hex form of an app hash, as invalidation messages carry it.
+pub fn encode_app(app: &AppHash) -> String {
+    hex::encode(app)
+}
+
+fn decode_app(text: &str) -> Option<AppHash> {
+    hex::decode(text).ok()?.try_into().ok()
+}

@@ -1,0 +1,149 @@
+//! The shared cache tier (request step 2, after an in-process miss): Redis through a connection
+//! manager, every call under a hard timeout and behind a circuit breaker. Redis being slow, down or
+//! absent never fails a request: the call is counted and the gateway carries on with its own tier.
+//! Also carries invalidations between replicas over pub/sub.
+
+use super::breaker::Breaker;
+use super::entry::Entry;
+use crate::metrics::Metrics;
+use crate::secret::Secret;
+use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Pub/sub channel carrying invalidations.
+pub const CHANNEL: &str = "dify-gw:cache:invalidate";
+
+/// The Redis tier.
+pub struct RedisTier {
+    url: Secret,
+    conn: ArcSwapOption<ConnectionManager>,
+    timeout: Duration,
+    breaker: Mutex<Breaker>,
+    metrics: Metrics,
+}
+
+impl RedisTier {
+    /// A tier for `url`; nothing connects until [`RedisTier::connect`] runs on a lasting runtime.
+    pub fn new(url: Secret, timeout: Duration, metrics: Metrics) -> Self {
+        Self {
+            url,
+            conn: ArcSwapOption::empty(),
+            timeout,
+            breaker: Mutex::new(Breaker::new(3, Duration::from_secs(2))),
+            metrics,
+        }
+    }
+
+    /// The client for `url` (for the pub/sub connection too).
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        redis::Client::open(self.url.expose())
+    }
+
+    /// Creates the connection manager; it connects lazily and reconnects by itself. Must run on a
+    /// runtime that lives as long as the process (its driver task is spawned there).
+    pub fn connect(&self) -> redis::RedisResult<()> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(200))))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let manager = ConnectionManager::new_lazy_with_config(self.client()?, config)?;
+        self.conn.store(Some(std::sync::Arc::new(manager)));
+        Ok(())
+    }
+
+    /// Whether Redis is considered up (connected and the breaker closed).
+    pub fn is_up(&self) -> bool {
+        self.conn.load().is_some() && !self.breaker.lock().is_open()
+    }
+
+    /// Runs `op` under the timeout and the breaker; `None` when skipped or failed (counted by `op`).
+    async fn call<T, F, Fut>(&self, name: &'static str, op: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.conn.load_full()?;
+        if !self.breaker.lock().allow(Instant::now()) {
+            self.metrics.redis_error(name, "circuit_open");
+            return None;
+        }
+        let outcome = tokio::time::timeout(self.timeout, op((*conn).clone())).await;
+        match outcome {
+            Ok(Ok(v)) => {
+                self.breaker.lock().success();
+                Some(v)
+            }
+            Ok(Err(e)) => {
+                self.breaker.lock().failure(Instant::now());
+                self.metrics.redis_error(name, "error");
+                tracing::debug!(message = "Redis call failed.", op = name, error = %e);
+                None
+            }
+            Err(_) => {
+                self.breaker.lock().failure(Instant::now());
+                self.metrics.redis_error(name, "timeout");
+                None
+            }
+        }
+    }
+
+    /// The entry at `key`; `None` on a miss or any failure.
+    pub async fn get(&self, key: &str) -> Option<Entry> {
+        let key = key.to_string();
+        let raw: Option<Vec<u8>> = self
+            .call("get", |mut c| async move { c.get(key).await })
+            .await
+            .flatten();
+        serde_json::from_slice(&raw?).ok()
+    }
+
+    /// Stores `entry` at `key` for `keep`.
+    pub async fn set(&self, key: &str, entry: &Entry, keep: Duration) {
+        let Ok(value) = serde_json::to_vec(entry) else {
+            return;
+        };
+        let (key, secs) = (key.to_string(), keep.as_secs().max(1));
+        let _: Option<()> = self
+            .call("set", |mut c| async move { c.set_ex(key, value, secs).await })
+            .await;
+    }
+
+    /// Deletes `keys`.
+    pub async fn delete(&self, keys: Vec<String>) {
+        if keys.is_empty() {
+            return;
+        }
+        let _: Option<()> = self.call("del", |mut c| async move { c.del(keys).await }).await;
+    }
+
+    /// Deletes every key under `prefix` (SCAN, so Redis is never blocked).
+    pub async fn delete_prefix(&self, prefix: &str) {
+        let pattern = format!("{prefix}*");
+        let found: Option<Vec<String>> = self
+            .call("scan", |mut c| async move {
+                let mut it: redis::AsyncIter<'_, String> = c.scan_match(pattern).await?;
+                let mut keys = Vec::new();
+                while let Some(k) = futures_util::StreamExt::next(&mut it).await {
+                    keys.push(k?);
+                }
+                Ok(keys)
+            })
+            .await;
+        self.delete(found.unwrap_or_default()).await;
+    }
+
+    /// Tells every replica about an invalidation.
+    pub async fn publish(&self, message: String) {
+        let _: Option<()> = self
+            .call(
+                "publish",
+                |mut c| async move { c.publish(CHANNEL, message).await },
+            )
+            .await;
+    }
+}

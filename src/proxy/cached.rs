@@ -1,0 +1,117 @@
+//! Cached endpoints (request step 2, `request_filter`): info, parameters, site and meta are answered
+//! from the metadata cache, with `Cache-Status`, `Age`, `ETag` and 304 for a matching
+//! `If-None-Match`; the request then never reaches the proxy phases.
+
+use super::Gateway;
+use super::ctx::RequestCtx;
+use super::respond::{self, LocalAnswer};
+use crate::cache::Answer;
+use crate::cache::entry::{Served, etag_matches};
+use crate::cache::fetch::FetchError;
+use crate::cache::key::Cached;
+use crate::error::{ErrorKind, GatewayError, UpstreamFailure};
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+impl Gateway {
+    /// Answers a cached endpoint; `Ok(false)` when the request should be proxied instead.
+    pub(super) async fn answer_from_cache(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        let (Some(cache), Some(route)) = (&self.cache, &ctx.route) else {
+            return Ok(false);
+        };
+        let Some(endpoint) = Cached::of(route.endpoint) else {
+            return Ok(false);
+        };
+        let Some(key) = ctx.api_key().map(|k| k.expose().to_string()) else {
+            return Ok(false);
+        };
+        match cache.answer(&key, endpoint, &ctx.request_id).await {
+            Answer::Bypass => Ok(false),
+            Answer::Failed(e) => {
+                let (kind, failure, msg) = match e {
+                    FetchError::Timeout => (
+                        ErrorKind::GatewayTimeout,
+                        UpstreamFailure::Timeout,
+                        "Dify did not answer in time",
+                    ),
+                    FetchError::Failed(_) => (
+                        ErrorKind::BadGateway,
+                        UpstreamFailure::Refused,
+                        "Dify refused the connection or is unreachable",
+                    ),
+                };
+                ctx.upstream_failure = Some(failure);
+                self.metrics.upstream_error(failure.label());
+                respond::send(
+                    session,
+                    &LocalAnswer::from(&GatewayError::new(kind, msg)),
+                    &ctx.request_id,
+                )
+                .await?;
+                Ok(true)
+            }
+            Answer::Serve {
+                status,
+                content_type,
+                body,
+                cached,
+                served,
+            } => {
+                ctx.cache_status = Some(served.outcome());
+                write(
+                    session,
+                    status,
+                    &content_type,
+                    body,
+                    cached,
+                    &served,
+                    &ctx.request_id,
+                )
+                .await?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+async fn write(
+    session: &mut Session,
+    status: u16,
+    content_type: &str,
+    body: Bytes,
+    cached: Option<(String, u64)>,
+    served: &Served,
+    request_id: &str,
+) -> pingora::Result<()> {
+    let if_none_match = session
+        .req_header()
+        .headers
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok());
+    let not_modified =
+        matches!((&cached, if_none_match), (Some((etag, _)), Some(inm)) if etag_matches(inm, etag));
+    let head_only = session.req_header().method == http::Method::HEAD || not_modified;
+    let mut resp = ResponseHeader::build(if not_modified { 304 } else { status }, Some(6))?;
+    if !content_type.is_empty() {
+        resp.insert_header("content-type", content_type)?;
+    }
+    if !not_modified {
+        resp.insert_header("content-length", body.len().to_string())?;
+    }
+    resp.insert_header("cache-status", served.header())?;
+    resp.insert_header("x-request-id", request_id)?;
+    if let Some((etag, age)) = &cached {
+        resp.insert_header("etag", etag.as_str())?;
+        resp.insert_header("age", age.to_string())?;
+    }
+    session.write_response_header(Box::new(resp), head_only).await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
