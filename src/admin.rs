@@ -177,11 +177,13 @@ impl AdminApp {
                     Scope::All => "all".to_string(),
                     Scope::Apps(a) => a.len().to_string(),
                 };
-                cache.invalidate(scope).await;
-                json(
-                    200,
-                    format!("{{\"result\": \"success\", \"apps\": \"{count}\"}}\n").into_bytes(),
-                )
+                match cache.invalidate(scope).await {
+                    Ok(()) => {
+                        let body = format!("{{\"result\": \"success\", \"apps\": \"{count}\"}}\n");
+                        json(200, body.into_bytes())
+                    }
+                    Err(msg) => error(503, "service_unavailable", &msg),
+                }
             }
             Err(msg) => error(404, "not_found", &msg),
         }

@@ -11,6 +11,12 @@ use std::borrow::Cow;
 pub enum ErrorKind {
     /// 400: the request could not be read.
     BadRequest,
+    /// 400: a parameter Dify would refuse, or one the gateway cannot pass on safely.
+    InvalidParam,
+    /// 400: an upload without a readable file part.
+    NoFileUploaded,
+    /// 415: a JSON endpoint called with another content type.
+    UnsupportedMediaType,
     /// 401: no valid tenant JWT.
     Unauthorized,
     /// 403: tenant or app not allowed.
@@ -33,7 +39,8 @@ impl ErrorKind {
     /// HTTP status.
     pub fn status(self) -> u16 {
         match self {
-            Self::BadRequest => 400,
+            Self::BadRequest | Self::InvalidParam | Self::NoFileUploaded => 400,
+            Self::UnsupportedMediaType => 415,
             Self::Unauthorized => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
@@ -49,6 +56,9 @@ impl ErrorKind {
     pub fn code(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
+            Self::InvalidParam => "invalid_param",
+            Self::NoFileUploaded => "no_file_uploaded",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
@@ -208,6 +218,9 @@ fn upstream_failure(etype: &ErrorType) -> UpstreamFailure {
 pub fn default_message(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::BadRequest => "The request could not be understood",
+        ErrorKind::InvalidParam => "A parameter is not valid",
+        ErrorKind::NoFileUploaded => "Please upload your file.",
+        ErrorKind::UnsupportedMediaType => "The request content type is not supported",
         ErrorKind::Unauthorized => "A valid tenant token is required",
         ErrorKind::Forbidden => "Not allowed",
         ErrorKind::NotFound => "The requested URL was not found on the gateway",

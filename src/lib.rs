@@ -6,15 +6,18 @@
 //! Request flow through [`proxy::Gateway`] (one Pingora phase per step):
 //!
 //! ```text
-//! new_ctx                 load the Snapshot once                         state
-//! request_filter          route → body cap → JWT → tenant/app            proxy::admit (route, auth, tenant)
-//!                         refusals answered in Dify's envelope           error, proxy::respond
-//! upstream_peer           Dify origin, timeouts, TLS                     upstream::Upstream::peer
-//! upstream_request_filter app key instead of JWT, hop-by-hop stripped    upstream::rewrite_request
-//! request_body_filter     streamed body, size cap (413)                  proxy
-//! response_filter         X-Request-Id; SSE: no buffering headers        proxy
-//! fail_to_proxy           502/504 in Dify's envelope                     error::classify
-//! logging                 metrics and the access log line, once          metrics
+//! new_ctx                 load the Snapshot once                            state
+//! request_filter          route → JWT → tenant/app → body size              proxy::admit (route, auth, tenant)
+//!                         ids in the path owned by the caller?              proxy::guard, ownership
+//!                         info/parameters/site/meta from the cache          cache (moka → Redis → Dify)
+//!                         refusals answered in Dify's envelope              error, proxy::respond
+//! upstream_peer           Dify origin, timeouts, TLS                        upstream::Upstream::peer
+//! upstream_request_filter app key instead of JWT, hop-by-hop stripped       upstream::rewrite_request
+//! request_body_filter     size cap; `user` scoped per tenant (JSON, upload) proxy::body, scope
+//! response_filter         X-Request-Id; SSE: no-buffering headers           proxy, proxy::watch
+//! response_body_filter    task/message ids, usage, as the stream passes     stream (parser, observer)
+//! fail_to_proxy           502/504 in Dify's envelope                        error::classify
+//! logging                 stop abandoned generations; metrics; access log   stopper, metrics
 //! ```
 
 #![forbid(unsafe_code)]

@@ -3,10 +3,13 @@
 //! and annotation ids (update and delete look them up by id alone). Dify does not scope these by app,
 //! so the gateway refuses ids it has not seen belong to the caller's tenant and app.
 //!
-//! Kept in process, bounded, each for a stated time: tasks 30 minutes (Dify forgets a task's owner
-//! after 1800 s), messages 7 days, annotations 30 days.
+//! Kept in process (bounded) and, when Redis is configured, in Redis too, so that a stop or a
+//! text-to-audio call reaching another replica finds the owner: tasks 30 minutes (Dify forgets a
+//! task's owner after 1800 s), messages 7 days, annotations 30 days.
 
+use crate::cache::redis::RedisTier;
 use moka::sync::Cache;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,11 +19,11 @@ pub const TASK_TTL: Duration = Duration::from_secs(30 * 60);
 pub const MESSAGE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long an annotation id is remembered.
 pub const ANNOTATION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Entries kept per kind.
+/// Entries kept in process per kind.
 const CAPACITY: u64 = 200_000;
 
 /// The tenant, app and Dify `user` an id belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     /// Tenant id.
     pub tenant: String,
@@ -37,57 +40,95 @@ impl Owner {
     }
 }
 
-/// The three ownership maps.
-pub struct Ownership {
-    tasks: Cache<String, Arc<Owner>>,
-    messages: Cache<String, Arc<Owner>>,
-    annotations: Cache<String, Arc<Owner>>,
+/// The kinds of id recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Task ids.
+    Task,
+    /// Message ids.
+    Message,
+    /// Annotation ids.
+    Annotation,
 }
 
-impl Default for Ownership {
-    fn default() -> Self {
-        let cache = |ttl| Cache::builder().max_capacity(CAPACITY).time_to_live(ttl).build();
-        Self {
-            tasks: cache(TASK_TTL),
-            messages: cache(MESSAGE_TTL),
-            annotations: cache(ANNOTATION_TTL),
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Task => "task",
+            Self::Message => "message",
+            Self::Annotation => "annotation",
+        }
+    }
+
+    fn ttl(self) -> Duration {
+        match self {
+            Self::Task => TASK_TTL,
+            Self::Message => MESSAGE_TTL,
+            Self::Annotation => ANNOTATION_TTL,
         }
     }
 }
 
+/// The three ownership maps, in process and optionally in Redis.
+pub struct Ownership {
+    maps: [Cache<String, Arc<Owner>>; 3],
+    redis: Option<Arc<RedisTier>>,
+}
+
+impl Default for Ownership {
+    fn default() -> Self {
+        Self::new(None)
+    }
+}
+
 impl Ownership {
-    /// Records a task id.
-    pub fn record_task(&self, id: &str, owner: Arc<Owner>) {
-        self.tasks.insert(id.to_string(), owner);
+    /// Ownership maps, shared through `redis` when given.
+    pub fn new(redis: Option<Arc<RedisTier>>) -> Self {
+        let cache = |k: Kind| {
+            Cache::builder()
+                .max_capacity(CAPACITY)
+                .time_to_live(k.ttl())
+                .build()
+        };
+        Self {
+            maps: [cache(Kind::Task), cache(Kind::Message), cache(Kind::Annotation)],
+            redis,
+        }
     }
 
-    /// The owner of a task id.
-    pub fn task(&self, id: &str) -> Option<Arc<Owner>> {
-        self.tasks.get(id)
+    fn map(&self, kind: Kind) -> &Cache<String, Arc<Owner>> {
+        &self.maps[kind as usize]
     }
 
-    /// Records a message id.
-    pub fn record_message(&self, id: &str, owner: Arc<Owner>) {
-        self.messages.insert(id.to_string(), owner);
+    fn redis_key(kind: Kind, id: &str) -> String {
+        format!("dify-gw:own:v1:{}:{id}", kind.name())
     }
 
-    /// The owner of a message id.
-    pub fn message(&self, id: &str) -> Option<Arc<Owner>> {
-        self.messages.get(id)
+    /// Records `id` as `owner`'s (in Redis in the background: callers may be synchronous).
+    pub fn record(&self, kind: Kind, id: &str, owner: Arc<Owner>) {
+        self.map(kind).insert(id.to_string(), owner.clone());
+        if let (Some(redis), Ok(value)) = (self.redis.clone(), serde_json::to_vec(owner.as_ref())) {
+            let key = Self::redis_key(kind, id);
+            tokio::spawn(async move { redis.set_raw(&key, value, kind.ttl()).await });
+        }
     }
 
-    /// Records an annotation id.
-    pub fn record_annotation(&self, id: &str, owner: Arc<Owner>) {
-        self.annotations.insert(id.to_string(), owner);
+    /// The owner of `id`: this process first, then Redis.
+    pub async fn owner(&self, kind: Kind, id: &str) -> Option<Arc<Owner>> {
+        if let Some(o) = self.map(kind).get(id) {
+            return Some(o);
+        }
+        let raw = self.redis.as_ref()?.get_raw(&Self::redis_key(kind, id)).await?;
+        let owner: Arc<Owner> = Arc::new(serde_json::from_slice(&raw).ok()?);
+        self.map(kind).insert(id.to_string(), owner.clone());
+        Some(owner)
     }
 
-    /// The owner of an annotation id.
-    pub fn annotation(&self, id: &str) -> Option<Arc<Owner>> {
-        self.annotations.get(id)
-    }
-
-    /// Forgets a deleted annotation.
-    pub fn forget_annotation(&self, id: &str) {
-        self.annotations.invalidate(id);
+    /// Forgets `id` (a deleted annotation).
+    pub async fn forget(&self, kind: Kind, id: &str) {
+        self.map(kind).invalidate(id);
+        if let Some(redis) = &self.redis {
+            redis.delete(vec![Self::redis_key(kind, id)]).await;
+        }
     }
 }

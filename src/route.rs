@@ -60,6 +60,20 @@ impl Endpoint {
         Self::Meta,
     ];
 
+    /// Whether the endpoint acts on the whole Dify app (all its tenants' data), not on one end user.
+    pub fn app_wide(self) -> bool {
+        matches!(
+            self,
+            Self::AnnotationsList
+                | Self::AnnotationCreate
+                | Self::AnnotationUpdate
+                | Self::AnnotationDelete
+                | Self::AnnotationReply
+                | Self::AnnotationReplyStatus
+                | Self::AppFeedbacks
+        )
+    }
+
     /// The route name used as a metric label.
     pub fn name(self) -> &'static str {
         match self {

@@ -4,7 +4,8 @@
 
 use crate::admin::AdminApp;
 use crate::cache::MetadataCache;
-use crate::cache::sync::CacheSync;
+use crate::cache::redis::RedisTier;
+use crate::cache::sync::RedisSync;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::ownership::Ownership;
@@ -53,10 +54,16 @@ pub fn build(settings: Settings) -> Result<Server, String> {
         stopper: stopper.clone(),
         grace: settings.server.grace_period,
     };
+    let redis = settings
+        .cache
+        .redis_url
+        .clone()
+        .map(|url| Arc::new(RedisTier::new(url, settings.cache.redis_timeout, metrics.clone())));
     let cache = settings
         .cache
         .enabled
-        .then(|| MetadataCache::new(&settings.cache, upstream.clone(), metrics.clone()));
+        .then(|| MetadataCache::new(&settings.cache, upstream.clone(), redis.clone(), metrics.clone()));
+    let metrics_for_sync = metrics.clone();
     let snapshot = Arc::new(SharedSnapshot::new(settings.snapshot));
     let gateway = Gateway {
         snapshot: snapshot.clone(),
@@ -64,7 +71,7 @@ pub fn build(settings: Settings) -> Result<Server, String> {
         metrics,
         max_request_body: settings.server.max_request_body,
         streams: settings.streams.clone(),
-        ownership: Arc::new(Ownership::default()),
+        ownership: Arc::new(Ownership::new(redis.clone())),
         active,
         stopper,
         cache: cache.clone(),
@@ -85,8 +92,13 @@ pub fn build(settings: Settings) -> Result<Server, String> {
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(background_service("shutdown stops", shutdown_stops));
-    if let Some(c) = cache.filter(|c| c.redis().is_some()) {
-        server.add_service(background_service("cache sync", CacheSync(c)));
+    if let Some(redis) = redis {
+        let sync = RedisSync {
+            redis,
+            cache: cache.clone(),
+            metrics: metrics_for_sync,
+        };
+        server.add_service(background_service("redis sync", sync));
     }
     if upstream.needs_refresh() {
         server.add_service(background_service("upstream resolver", Resolver(upstream)));

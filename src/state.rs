@@ -17,6 +17,8 @@ pub struct App {
     pub api_key: Secret,
     /// Dify's `user` is prefixed with the tenant id.
     pub scope_users: bool,
+    /// The endpoints that act on the whole Dify app are open to this tenant.
+    pub app_wide: bool,
 }
 
 /// A tenant and its apps; the first app is the default.

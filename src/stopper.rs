@@ -30,6 +30,8 @@ pub enum StopCause {
     Disconnect,
     /// The grace period after SIGTERM ran out.
     Shutdown,
+    /// Dify's stream fell silent for longer than `upstream.stream_idle_timeout`.
+    IdleTimeout,
 }
 
 impl StopCause {
@@ -39,6 +41,7 @@ impl StopCause {
             Self::Client => "client",
             Self::Disconnect => "disconnect",
             Self::Shutdown => "shutdown",
+            Self::IdleTimeout => "idle_timeout",
         }
     }
 }

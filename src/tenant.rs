@@ -56,6 +56,7 @@ mod tests {
                 name: n.into(),
                 api_key: Secret::new(format!("app-{n}")),
                 scope_users: true,
+                app_wide: true,
             })
         };
         let t = Arc::new(Tenant {

@@ -75,6 +75,13 @@ impl Upstream {
         self.addrs.load().first().copied()
     }
 
+    /// The peer for a request answered by a stream: reads may wait `stream_idle_timeout` at most.
+    pub fn stream_peer(&self) -> Option<HttpPeer> {
+        let mut peer = self.peer()?;
+        peer.options.read_timeout = Some(self.settings.stream_idle_timeout);
+        Some(peer)
+    }
+
     /// The peer to connect to, with timeouts and TLS checks; `None` when the name has not resolved.
     pub fn peer(&self) -> Option<HttpPeer> {
         let s = &self.settings;
@@ -172,6 +179,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             write_timeout: Duration::from_secs(1),
+            stream_idle_timeout: Duration::from_secs(1),
             pool_idle_timeout: Duration::from_secs(1),
             verify_tls: true,
         }

@@ -93,6 +93,17 @@ async fn repeated_reads_make_one_upstream_request_with_cache_headers() {
     assert_eq!(r.status(), 304);
     assert_eq!(r.headers()["etag"].to_str().unwrap(), etag);
     assert!(r.bytes().await.unwrap().is_empty());
+    // Browsers get the CORS headers Dify would have sent.
+    let r = env
+        .http
+        .get(env.url("/v1/parameters"))
+        .header("authorization", bearer(&tok))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(r.headers()["vary"], "Origin");
     // Another app of the same tenant has its own entry.
     get(
         &env.http,
@@ -103,7 +114,7 @@ async fn repeated_reads_make_one_upstream_request_with_cache_headers() {
     assert_eq!(fetches(&env, "/v1/parameters"), 2);
     env.gw
         .metrics_contain(
-            "dify_gateway_cache_lookups_total{endpoint=\"parameters\",outcome=\"hit\",tier=\"l1\"} 4",
+            "dify_gateway_cache_lookups_total{endpoint=\"parameters\",outcome=\"hit\",tier=\"l1\"} 5",
         )
         .await;
 }
@@ -221,6 +232,15 @@ async fn redis_dying_fails_no_request() {
     }
     let m = env.gw.metrics_contain("dify_gateway_redis_up 0").await;
     assert!(m.contains("dify_gateway_redis_errors_total{"), "{m}");
+    // An invalidation Redis cannot confirm is reported, not claimed.
+    let r = env
+        .http
+        .post(env.gw.admin_url("/admin/cache/invalidate"))
+        .header("authorization", bearer(ADMIN_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
 }
 
 #[tokio::test]

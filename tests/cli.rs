@@ -47,6 +47,15 @@ name = "writer"
 api_key = "${DIFY_KEY_THAT_IS_NOT_SET}"
 [[tenants]]
 id = "acme"
+[[tenants]]
+id = "a:b"
+[[tenants.apps]]
+name = "w"
+api_key = "app-x"
+[cache]
+ttl = "soon"
+[cache.endpoint_ttl]
+chat = "1m"
 "#,
     )
     .unwrap();
@@ -69,6 +78,9 @@ id = "acme"
         "tenants[0].apps[0].api_key: environment variable DIFY_KEY_THAT_IS_NOT_SET is not set",
         "tenants[1].id: `acme` is used by another tenant",
         "tenants[1].apps: at least one app is required",
+        "tenants[2].id: must not contain `:`",
+        "cache.ttl: ",
+        "cache.endpoint_ttl.chat: is not one of info, parameters, site, meta",
     ] {
         assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
     }
@@ -76,20 +88,21 @@ id = "acme"
 
 #[test]
 fn bad_config_exits_64_before_binding_any_port() {
-    let port = free_port();
+    // The listen port is held here: a gateway that bound before validating would fail on it.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(
-        &path,
-        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"http://127.0.0.1:1\"\n"),
-    )
-    .unwrap();
+    let cfg = format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nurl = \"http://127.0.0.1:1\"\n");
+    std::fs::write(&path, cfg).unwrap();
     let out = bin().arg("-c").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("auth.keys: at least one key is required"));
-    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("auth.keys: at least one key is required"), "{err}");
+    assert!(!err.to_lowercase().contains("address already in use"), "{err}");
     let out = bin().output().unwrap();
     assert_eq!(out.status.code(), Some(64), "no config at all is a usage error");
+    drop(held);
 }
 
 #[tokio::test]

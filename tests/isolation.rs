@@ -106,7 +106,7 @@ async fn users_are_scoped_per_tenant_on_every_endpoint() {
         json!({"inputs": {}, "user": {"id": 1}}),
     )
     .await;
-    assert_envelope(resp, 400, "bad_request").await;
+    assert_envelope(resp, 400, "invalid_param").await;
     assert_eq!(env.upstream_count(), before);
 }
 
@@ -181,7 +181,9 @@ async fn foreign_ids_are_answered_like_unknown_ones() {
         .to_string();
     let path = format!("/v1/apps/annotations/{aid}");
     let before = env.upstream_count();
-    for other in [&umbrella, &editor] {
+    // Umbrella shares the app: its app-wide endpoints are closed (403); acme's editor is another app
+    // of the same tenant: the annotation is not its own (Dify's 404).
+    for (other, status) in [(&umbrella, 403), (&editor, 404)] {
         let resp = env
             .http
             .put(env.url(&path))
@@ -190,12 +192,14 @@ async fn foreign_ids_are_answered_like_unknown_ones() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 404);
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(
-            body,
-            json!({"code": "not_found", "message": "Annotation not found", "status": 404})
-        );
+        assert_eq!(resp.status(), status);
+        if status == 404 {
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(
+                body,
+                json!({"code": "not_found", "message": "Annotation not found", "status": 404})
+            );
+        }
         let resp = env
             .http
             .delete(env.url(&path))
@@ -203,7 +207,7 @@ async fn foreign_ids_are_answered_like_unknown_ones() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 404);
+        assert_eq!(resp.status(), status);
     }
     assert_eq!(
         env.upstream_count(),
@@ -228,4 +232,122 @@ async fn foreign_ids_are_answered_like_unknown_ones() {
         .unwrap();
     assert_eq!(resp.status(), 404);
     assert_eq!(env.upstream_count(), before + 1);
+}
+
+#[tokio::test]
+async fn bodies_the_gateway_cannot_read_as_dify_would_are_refused() {
+    let env = Env::start().await;
+    let tok = token("acme", None);
+    let send = |ctype: Option<&str>, body: &str, path: &str| {
+        let mut req = env
+            .http
+            .post(env.url(path))
+            .header("authorization", bearer(&tok))
+            .body(body.to_string());
+        if let Some(ct) = ctype {
+            req = req.header("content-type", ct);
+        }
+        req.send()
+    };
+    // A JSON media type Dify accepts is read and scoped like application/json.
+    let ok = send(
+        Some("application/merge-patch+json"),
+        r#"{"inputs": {"topic": "t"}, "user": "bob"}"#,
+        "/v1/completion-messages",
+    );
+    assert_eq!(ok.await.unwrap().status(), 200);
+    assert_eq!(
+        env.sim.requests().last().unwrap().user.as_deref(),
+        Some("acme:bob")
+    );
+    let before = env.upstream_count();
+    for (ctype, body, code) in [
+        (
+            Some("text/plain"),
+            r#"{"user": "globex:bob"}"#,
+            "unsupported_media_type",
+        ),
+        (None, r#"{"user": "globex:bob"}"#, "unsupported_media_type"),
+        (
+            Some("application/json"),
+            r#"{"user": "globex:bob", "n": NaN}"#,
+            "bad_request",
+        ),
+        (
+            Some("application/json"),
+            "\u{feff}{\"user\": \"globex:bob\"}",
+            "bad_request",
+        ),
+        (Some("application/json"), r#"["globex:bob"]"#, "invalid_param"),
+    ] {
+        let r = send(ctype, body, "/v1/text-to-audio").await.unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["code"], code, "{ctype:?} {body}: {v}");
+        assert!(status == 400 || status == 415);
+    }
+    // Two Content-Type headers: Dify might read the other one.
+    let r = env
+        .http
+        .post(env.url("/v1/completion-messages"))
+        .header("authorization", bearer(&tok))
+        .header("content-type", "text/plain")
+        .header("content-type", "application/json")
+        .body(r#"{"inputs": {}, "user": "globex:bob"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    // A part delimited by a bare LF (which werkzeug reads) hidden inside the file data.
+    let b = "xYzBoundary";
+    let hidden = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\
+         data\n--{b}\nContent-Disposition: form-data; name=\"user\"\n\nglobex:bob\r\n--{b}--\r\n"
+    );
+    let r = send(
+        Some(&format!("multipart/form-data; boundary={b}")),
+        &hidden,
+        "/v1/files/upload",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = send(Some("multipart/form-data"), "--x--\r\n", "/v1/files/upload")
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "no_file_uploaded");
+    assert_eq!(env.upstream_count(), before, "an unreadable body reached Dify");
+}
+
+#[tokio::test]
+async fn app_wide_endpoints_are_closed_on_shared_apps() {
+    let env = Env::start().await;
+    let umbrella = token("umbrella", None);
+    for path in ["/v1/app/feedbacks", "/v1/apps/annotations"] {
+        let r = env
+            .http
+            .get(env.url(path))
+            .header("authorization", bearer(&umbrella))
+            .send()
+            .await
+            .unwrap();
+        let body = assert_envelope(r, 403, "forbidden").await;
+        assert!(body["message"].as_str().unwrap().contains("shared"), "{body}");
+    }
+    let r = post(
+        &env,
+        &umbrella,
+        "/v1/apps/annotation-reply/enable",
+        json!({"score_threshold": 0.9}),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(env.upstream_count(), 0);
+    // acme administers the same app (app_wide_endpoints = true in its config).
+    let r = env
+        .http
+        .get(env.url("/v1/app/feedbacks"))
+        .header("authorization", bearer(&token("acme", None)))
+        .send();
+    assert_eq!(r.await.unwrap().status(), 200);
 }

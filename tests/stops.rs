@@ -187,14 +187,14 @@ async fn a_slow_reader_does_not_grow_gateway_memory() {
     let env = Env::start().await;
     let tok = token("acme", None);
     // 3,000 events of 16 KiB: about 50 MB offered at once.
+    let pid = env.gw.child.id();
+    let start_rss = rss_kib(pid);
     let resp = stream_request(&env, &tok, 3000, 0)
         .header("x-sim-answer-bytes", "16384")
         .send()
         .await
         .unwrap();
-    let pid = env.gw.child.id();
     let (_, mut body) = first_event(resp).await;
-    let start_rss = rss_kib(pid);
     let mut read = 0usize;
     let mut peak = start_rss;
     for _ in 0..40 {
@@ -211,4 +211,46 @@ async fn a_slow_reader_does_not_grow_gateway_memory() {
         growth_mib < 16,
         "gateway RSS grew by {growth_mib} MiB under a slow reader (start {start_rss} KiB)"
     );
+}
+
+#[tokio::test]
+async fn a_silent_stream_is_cut_after_the_idle_timeout_and_stopped() {
+    let setup = Setup {
+        upstream_extra: "stream_idle_timeout = \"1s\"".into(),
+        ..Setup::default()
+    };
+    let env = Env::with(setup).await;
+    let tok = token("acme", None);
+    // Events 3 s apart, no pings: the stream falls silent for longer than the idle timeout.
+    let resp = stream_request(&env, &tok, 5, 3000)
+        .header("x-sim-ping-interval-ms", "0")
+        .send()
+        .await
+        .unwrap();
+    let (seen, mut body) = first_event(resp).await;
+    let task = task_id(&seen);
+    let mut rest = String::new();
+    while let Some(Ok(c)) = body.next().await {
+        rest.push_str(&String::from_utf8_lossy(&c));
+    }
+    assert!(!rest.contains("message_end"), "the stream was not cut");
+    let call = eventually(10, "a stop call", || {
+        env.sim.stop_calls().into_iter().find(|c| c.task_id == task)
+    })
+    .await;
+    assert!(call.applied);
+    env.gw
+        .metrics_contain("dify_gateway_stops_total{cause=\"idle_timeout\"} 1")
+        .await;
+    // A blocking completion may stay silent for longer: it has the 1200 s read timeout.
+    let r = env
+        .http
+        .post(env.url("/v1/completion-messages"))
+        .header("authorization", bearer(&tok))
+        .header("x-sim-first-event-delay-ms", "1500")
+        .json(&json!({"inputs": {"topic": "tea"}, "response_mode": "blocking", "user": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }

@@ -56,6 +56,11 @@ async fn wait_http(url: &str) {
 
 impl Procs {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts both, passing `sim_args` to the simulator.
+    pub async fn start_with(sim_args: &[&str]) -> Self {
         let _ = rlimit::increase_nofile_limit(u64::MAX);
         let sim_port = free_port();
         let sim = Command::new(release_bin("dify-sim"))
@@ -65,6 +70,7 @@ impl Procs {
                 "--app",
                 &format!("{KEY}=Bench"),
             ])
+            .args(sim_args)
             .stdout(Stdio::null())
             .spawn()
             .unwrap();

@@ -19,6 +19,8 @@ pub struct Fetched {
     pub body: bytes::Bytes,
     /// The body was longer than the cap (and is cut): never cache it.
     pub truncated: bool,
+    /// Dify's `WWW-Authenticate`, passed on with a 401.
+    pub www_authenticate: Option<String>,
 }
 
 /// Why no answer came.
@@ -74,15 +76,15 @@ impl Fetcher {
         session.write_request_header(Box::new(req)).await.map_err(fail)?;
         session.finish_request_body().await.map_err(fail)?;
         session.read_response_header().await.map_err(fail)?;
-        let (status, content_type) = match session.response_header() {
-            Some(h) => (
-                h.status.as_u16(),
-                h.headers
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string(),
-            ),
+        let (status, content_type, www_authenticate) = match session.response_header() {
+            Some(h) => {
+                let header = |n: &str| h.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+                (
+                    h.status.as_u16(),
+                    header("content-type").unwrap_or_default(),
+                    header("www-authenticate"),
+                )
+            }
             None => return Err(FetchError::Failed("no response header".into())),
         };
         let mut body = BytesMut::new();
@@ -102,6 +104,7 @@ impl Fetcher {
             content_type,
             body: body.freeze(),
             truncated,
+            www_authenticate,
         })
     }
 }

@@ -23,6 +23,7 @@ use moka::sync::Cache;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What a fill from Dify produced, shared by every caller waiting on it.
@@ -43,6 +44,8 @@ pub enum Answer {
         cached: Option<(String, u64)>,
         /// How it was served.
         served: Served,
+        /// Dify's `WWW-Authenticate` on a 401 it gave.
+        www_authenticate: Option<String>,
     },
     /// Dify could not be reached and nothing stale was left.
     Failed(FetchError),
@@ -72,6 +75,8 @@ pub struct MetadataCache {
     l1: Cache<CacheKey, Arc<Entry>>,
     l2: Option<Arc<redis::RedisTier>>,
     fills: Mutex<HashMap<CacheKey, Fill>>,
+    /// Bumped by every invalidation; a fill stores only if it is unchanged since the fill began.
+    epoch: AtomicU64,
     fetcher: Arc<Fetcher>,
     policies: [Policy; 4],
     max_entry_bytes: usize,
@@ -80,8 +85,13 @@ pub struct MetadataCache {
 }
 
 impl MetadataCache {
-    /// A cache per `s`, filling from `upstream`.
-    pub fn new(s: &CacheSettings, upstream: Arc<Upstream>, metrics: Metrics) -> Arc<Self> {
+    /// A cache per `s`, filling from `upstream`, shared through `l2` when given.
+    pub fn new(
+        s: &CacheSettings,
+        upstream: Arc<Upstream>,
+        l2: Option<Arc<redis::RedisTier>>,
+        metrics: Metrics,
+    ) -> Arc<Self> {
         let policies = s.ttl.map(|ttl| Policy {
             ttl,
             stale_while_revalidate: s.stale_while_revalidate,
@@ -101,14 +111,11 @@ impl MetadataCache {
             })
             .time_to_live(keep)
             .build();
-        let l2 = s
-            .redis_url
-            .clone()
-            .map(|url| Arc::new(redis::RedisTier::new(url, s.redis_timeout, metrics.clone())));
         Arc::new(Self {
             l1,
             l2,
             fills: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
             fetcher: Arc::new(Fetcher::new(upstream, s.fetch_timeout, s.max_entry_bytes)),
             policies,
             max_entry_bytes: s.max_entry_bytes,
@@ -161,6 +168,7 @@ impl MetadataCache {
                     status: f.status,
                     stored: storable(f, self.max_entry_bytes),
                 },
+                www_authenticate: f.www_authenticate.clone(),
             },
             (Err(_), Some(e)) => serve(&e, now, Served::StaleIfError { status: 0 }),
             (Err(err), None) => Answer::Failed(err.clone()),
@@ -194,10 +202,12 @@ impl MetadataCache {
         }
         let me = self.clone();
         let (api_key, request_id) = (api_key.to_string(), request_id.to_string());
+        let epoch = self.epoch.load(Ordering::SeqCst);
         let task = tokio::spawn(async move {
             let r = me.fetcher.get(key.endpoint.path(), &api_key, &request_id).await;
             if let Ok(f) = &r
                 && storable(f, me.max_entry_bytes)
+                && me.epoch.load(Ordering::SeqCst) == epoch
                 && let Ok(body) = String::from_utf8(f.body.to_vec())
             {
                 let entry = Arc::new(Entry::new(f.content_type.clone(), body, now_ms()));
@@ -222,8 +232,10 @@ impl MetadataCache {
         fill
     }
 
-    /// Drops entries in this replica's memory only (what a pub/sub message asks).
+    /// Drops entries in this replica's memory only (what a pub/sub message asks). Fills already on
+    /// their way started before the invalidation: they answer their callers but store nothing.
     pub fn drop_local(&self, scope: &Scope) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         match scope {
             Scope::All => self.l1.invalidate_all(),
             Scope::Apps(apps) => {
@@ -237,10 +249,12 @@ impl MetadataCache {
     }
 
     /// Drops entries everywhere: here, in Redis, and (through pub/sub) in every other replica.
-    pub async fn invalidate(&self, scope: Scope) {
+    /// `Err` when Redis did not confirm every step (other replicas may then keep entries until their
+    /// ttl).
+    pub async fn invalidate(&self, scope: Scope) -> Result<(), String> {
         self.drop_local(&scope);
-        let Some(l2) = &self.l2 else { return };
-        match &scope {
+        let Some(l2) = &self.l2 else { return Ok(()) };
+        let deleted = match &scope {
             Scope::All => l2.delete_prefix(key::REDIS_PREFIX).await,
             Scope::Apps(apps) => {
                 let keys = apps
@@ -248,11 +262,17 @@ impl MetadataCache {
                     .filter_map(|a| decode_app(a))
                     .flat_map(|app| Cached::ALL.map(|endpoint| CacheKey { app, endpoint }.redis_key()))
                     .collect();
-                l2.delete(keys).await;
+                l2.delete(keys).await
             }
-        }
-        if let Ok(msg) = serde_json::to_string(&scope) {
-            l2.publish(msg).await;
+        };
+        let published = match serde_json::to_string(&scope) {
+            Ok(msg) => l2.publish(msg).await,
+            Err(_) => false,
+        };
+        match (deleted, published) {
+            (true, true) => Ok(()),
+            (false, _) => Err("Redis did not delete the shared entries".into()),
+            (true, false) => Err("Redis did not pass the invalidation to the other replicas".into()),
         }
     }
 }
@@ -268,6 +288,7 @@ fn serve(e: &Entry, now: u64, served: Served) -> Answer {
         body: Bytes::from(e.body.clone()),
         cached: Some((e.etag.clone(), e.age(now).as_secs())),
         served,
+        www_authenticate: None,
     }
 }
 

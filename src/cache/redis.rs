@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 /// Pub/sub channel carrying invalidations.
 pub const CHANNEL: &str = "dify-gw:cache:invalidate";
+/// Time limit of invalidation calls (a SCAN may take several round trips).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The Redis tier.
 pub struct RedisTier {
@@ -67,12 +69,21 @@ impl RedisTier {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        self.call_within(name, self.timeout, op).await
+    }
+
+    /// [`RedisTier::call`] with its own time limit (admin operations may scan).
+    async fn call_within<T, F, Fut>(&self, name: &'static str, limit: Duration, op: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         let conn = self.conn.load_full()?;
         if !self.breaker.lock().allow(Instant::now()) {
             self.metrics.redis_error(name, "circuit_open");
             return None;
         }
-        let outcome = tokio::time::timeout(self.timeout, op((*conn).clone())).await;
+        let outcome = tokio::time::timeout(limit, op((*conn).clone())).await;
         match outcome {
             Ok(Ok(v)) => {
                 self.breaker.lock().success();
@@ -92,40 +103,51 @@ impl RedisTier {
         }
     }
 
-    /// The entry at `key`; `None` on a miss or any failure.
-    pub async fn get(&self, key: &str) -> Option<Entry> {
+    /// The value at `key`; `None` on a miss or any failure.
+    pub async fn get_raw(&self, key: &str) -> Option<Vec<u8>> {
         let key = key.to_string();
-        let raw: Option<Vec<u8>> = self
-            .call("get", |mut c| async move { c.get(key).await })
+        self.call("get", |mut c| async move { c.get(key).await })
             .await
-            .flatten();
-        serde_json::from_slice(&raw?).ok()
+            .flatten()
     }
 
-    /// Stores `entry` at `key` for `keep`.
-    pub async fn set(&self, key: &str, entry: &Entry, keep: Duration) {
-        let Ok(value) = serde_json::to_vec(entry) else {
-            return;
-        };
+    /// Stores `value` at `key` for `keep`; false on any failure.
+    pub async fn set_raw(&self, key: &str, value: Vec<u8>, keep: Duration) -> bool {
         let (key, secs) = (key.to_string(), keep.as_secs().max(1));
-        let _: Option<()> = self
+        let done: Option<()> = self
             .call("set", |mut c| async move { c.set_ex(key, value, secs).await })
             .await;
+        done.is_some()
     }
 
-    /// Deletes `keys`.
-    pub async fn delete(&self, keys: Vec<String>) {
-        if keys.is_empty() {
-            return;
+    /// The cache entry at `key`; `None` on a miss or any failure.
+    pub async fn get(&self, key: &str) -> Option<Entry> {
+        serde_json::from_slice(&self.get_raw(key).await?).ok()
+    }
+
+    /// Stores a cache entry at `key` for `keep`.
+    pub async fn set(&self, key: &str, entry: &Entry, keep: Duration) {
+        if let Ok(value) = serde_json::to_vec(entry) {
+            self.set_raw(key, value, keep).await;
         }
-        let _: Option<()> = self.call("del", |mut c| async move { c.del(keys).await }).await;
     }
 
-    /// Deletes every key under `prefix` (SCAN, so Redis is never blocked).
-    pub async fn delete_prefix(&self, prefix: &str) {
+    /// Deletes `keys`; false on any failure.
+    pub async fn delete(&self, keys: Vec<String>) -> bool {
+        if keys.is_empty() {
+            return true;
+        }
+        let done: Option<()> = self
+            .call_within("del", ADMIN_TIMEOUT, |mut c| async move { c.del(keys).await })
+            .await;
+        done.is_some()
+    }
+
+    /// Deletes every key under `prefix` (SCAN, so Redis is never blocked); false on any failure.
+    pub async fn delete_prefix(&self, prefix: &str) -> bool {
         let pattern = format!("{prefix}*");
         let found: Option<Vec<String>> = self
-            .call("scan", |mut c| async move {
+            .call_within("scan", ADMIN_TIMEOUT, |mut c| async move {
                 let mut it: redis::AsyncIter<'_, String> = c.scan_match(pattern).await?;
                 let mut keys = Vec::new();
                 while let Some(k) = futures_util::StreamExt::next(&mut it).await {
@@ -134,16 +156,19 @@ impl RedisTier {
                 Ok(keys)
             })
             .await;
-        self.delete(found.unwrap_or_default()).await;
+        match found {
+            Some(keys) => self.delete(keys).await,
+            None => false,
+        }
     }
 
-    /// Tells every replica about an invalidation.
-    pub async fn publish(&self, message: String) {
-        let _: Option<()> = self
-            .call(
-                "publish",
-                |mut c| async move { c.publish(CHANNEL, message).await },
-            )
+    /// Tells every replica about an invalidation; false on any failure.
+    pub async fn publish(&self, message: String) -> bool {
+        let sent: Option<()> = self
+            .call_within("publish", ADMIN_TIMEOUT, |mut c| async move {
+                c.publish(CHANNEL, message).await
+            })
             .await;
+        sent.is_some()
     }
 }

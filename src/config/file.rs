@@ -74,6 +74,8 @@ pub struct UpstreamSection {
     pub read_timeout: String,
     /// Longest wait for a write to Dify.
     pub write_timeout: String,
+    /// Longest silence inside a stream (Dify pings every 10 s while it generates).
+    pub stream_idle_timeout: String,
     /// Idle pooled upstream connections are closed after this long.
     pub pool_idle_timeout: String,
     /// Check the upstream's TLS certificate and host name (https only).
@@ -87,6 +89,7 @@ impl Default for UpstreamSection {
             connect_timeout: "5s".into(),
             read_timeout: "1200s".into(),
             write_timeout: "60s".into(),
+            stream_idle_timeout: "60s".into(),
             pool_idle_timeout: "60s".into(),
             verify_tls: true,
         }
@@ -265,6 +268,9 @@ pub struct AppSection {
     pub api_key_file: Option<String>,
     /// Prefix Dify's `user` with the tenant id (`acme:bob`), so tenants sharing an app stay apart.
     pub scope_users: bool,
+    /// Allow the endpoints that act on the whole Dify app (annotations, annotation reply, the app's
+    /// feedback list). Default: allowed unless another tenant shares the app's key.
+    pub app_wide_endpoints: Option<bool>,
 }
 
 impl Default for AppSection {
@@ -274,6 +280,7 @@ impl Default for AppSection {
             api_key: None,
             api_key_file: None,
             scope_users: true,
+            app_wide_endpoints: None,
         }
     }
 }

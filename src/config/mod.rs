@@ -78,6 +78,8 @@ pub struct UpstreamSettings {
     pub read_timeout: Duration,
     /// Per-write timeout.
     pub write_timeout: Duration,
+    /// Per-read timeout of streaming requests.
+    pub stream_idle_timeout: Duration,
     /// Idle pooled connections close after this.
     pub pool_idle_timeout: Duration,
     /// Verify TLS certificates and host names.

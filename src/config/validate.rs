@@ -143,6 +143,7 @@ fn upstream(p: &mut Problems, u: &UpstreamSection) -> UpstreamSettings {
         connect_timeout: p.duration("upstream.connect_timeout", &u.connect_timeout),
         read_timeout: p.duration("upstream.read_timeout", &u.read_timeout),
         write_timeout: p.duration("upstream.write_timeout", &u.write_timeout),
+        stream_idle_timeout: p.duration("upstream.stream_idle_timeout", &u.stream_idle_timeout),
         pool_idle_timeout: p.duration("upstream.pool_idle_timeout", &u.pool_idle_timeout),
         verify_tls: u.verify_tls,
     }
@@ -436,11 +437,31 @@ fn tenants(p: &mut Problems, raw: &FileConfig, base: &Path) -> HashMap<String, A
     if raw.tenants.is_empty() {
         p.add("tenants", "at least one tenant is required");
     }
+    // Keys first: whether an app is shared by several tenants decides its app-wide endpoints.
+    let keys: Vec<Vec<Option<String>>> = raw
+        .tenants
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let keys = t.apps.iter().enumerate();
+            keys.map(|(j, a)| app_key(p, &format!("tenants[{i}].apps[{j}]"), a, base))
+                .collect()
+        })
+        .collect();
+    let mut owners: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (t, ks) in raw.tenants.iter().zip(&keys) {
+        for k in ks.iter().flatten() {
+            owners.entry(k.as_str()).or_default().insert(t.id.as_str());
+        }
+    }
     let mut out = HashMap::new();
-    for (i, t) in raw.tenants.iter().enumerate() {
+    for (i, (t, ks)) in raw.tenants.iter().zip(&keys).enumerate() {
         let path = format!("tenants[{i}]");
         if t.id.is_empty() {
             p.add(format!("{path}.id"), "must not be empty");
+        } else if t.id.contains(':') {
+            // Scoped users are `tenant:user`: a `:` in a tenant id would let two tenants' users collide.
+            p.add(format!("{path}.id"), "must not contain `:`");
         } else if out.contains_key(&t.id) {
             p.add(
                 format!("{path}.id"),
@@ -452,21 +473,20 @@ fn tenants(p: &mut Problems, raw: &FileConfig, base: &Path) -> HashMap<String, A
         }
         let mut names = HashSet::new();
         let mut apps = Vec::new();
-        for (j, a) in t.apps.iter().enumerate() {
-            let app_path = format!("{path}.apps[{j}]");
+        for (j, (a, key)) in t.apps.iter().zip(ks).enumerate() {
             if a.name.is_empty() {
-                p.add(format!("{app_path}.name"), "must not be empty");
+                p.add(format!("{path}.apps[{j}].name"), "must not be empty");
             } else if !names.insert(a.name.clone()) {
-                p.add(
-                    format!("{app_path}.name"),
-                    format!("`{}` is used by another app of this tenant", a.name),
-                );
+                let msg = format!("`{}` is used by another app of this tenant", a.name);
+                p.add(format!("{path}.apps[{j}].name"), msg);
             }
-            if let Some(key) = app_key(p, &app_path, a, base) {
+            if let Some(key) = key {
+                let shared = owners.get(key.as_str()).is_some_and(|o| o.len() > 1);
                 apps.push(Arc::new(App {
                     name: a.name.clone(),
-                    api_key: Secret::new(key),
+                    api_key: Secret::new(key.clone()),
                     scope_users: a.scope_users,
+                    app_wide: a.app_wide_endpoints.unwrap_or(!shared),
                 }));
             }
         }

@@ -117,6 +117,17 @@ pub fn admit(head: &Head<'_>, snap: &Snapshot, max_body: u64, now: u64) -> Admis
             };
         }
     };
+    if route.endpoint.app_wide() && !app.app_wide {
+        let msg = "This Dify app is shared with other tenants: its app-wide endpoints are off";
+        return Admission::Refuse {
+            route: Some(route),
+            caller: Some((tenant, app)),
+            error: GatewayError::new(ErrorKind::Forbidden, msg),
+            allow: None,
+            auth: None,
+            reason: Some("shared_app"),
+        };
+    }
     if head.content_length.is_some_and(|n| n > max_body) {
         return Admission::Refuse {
             route: Some(route),
@@ -163,6 +174,7 @@ mod tests {
             name: "writer".into(),
             api_key: Secret::new("app-x"),
             scope_users: true,
+            app_wide: true,
         });
         let t = Arc::new(Tenant {
             id: "acme".into(),

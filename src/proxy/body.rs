@@ -1,10 +1,11 @@
 //! Request bodies on their way to Dify (request step 4, `request_body_filter`): JSON bodies that carry
-//! `user` are held (they are small) and rewritten at their end; uploads are rewritten as they stream;
-//! everything else passes untouched.
+//! `user` or ids are held (they are small), read the way Dify reads them and rewritten at their end;
+//! uploads are rewritten as they stream; everything else passes untouched. A body the gateway cannot
+//! read the way Dify would is refused, never passed on unread.
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::route::Endpoint;
-use crate::scope::json::inspect;
+use crate::scope::json::{BodyError, inspect};
 use crate::scope::multipart::{Malformed, MultipartScoper, boundary};
 use bytes::Bytes;
 
@@ -27,29 +28,59 @@ pub enum BodyPlan {
     Multipart(Box<MultipartScoper>),
 }
 
+/// Whether werkzeug reads a body of this media type as JSON (`application/json`,
+/// `application/*+json`), which is what Dify's `request.get_json()` requires.
+pub fn is_json(content_type: &str) -> bool {
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// Dify's 415 for a JSON endpoint called with another content type.
+fn unsupported_media_type() -> GatewayError {
+    let msg =
+        "Did not attempt to load JSON data because the request Content-Type was not 'application/json'.";
+    GatewayError::new(ErrorKind::UnsupportedMediaType, msg)
+}
+
 impl BodyPlan {
-    /// The plan for `endpoint` with request `content_type`, for `tenant`.
-    pub fn choose(endpoint: Endpoint, content_type: &str, tenant: &str, scope: bool) -> Self {
-        let json = content_type
-            .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("application/json");
-        match endpoint {
-            Endpoint::CompletionMessages | Endpoint::Stop | Endpoint::MessageFeedback if json => Self::Json {
-                buf: Vec::new(),
-                scope,
-                default_user: false,
-            },
-            Endpoint::TextToAudio if json => Self::Json {
-                buf: Vec::new(),
-                scope,
-                default_user: true,
-            },
-            Endpoint::FileUpload if scope => match boundary(content_type) {
-                Some(b) => Self::Multipart(Box::new(MultipartScoper::new(b, tenant))),
-                None => Self::Pass,
-            },
-            _ => Self::Pass,
+    /// The plan for `endpoint` with request `content_type` (`None`: missing, repeated or unreadable)
+    /// on behalf of `tenant`. JSON endpoints are always held and read (text-to-audio's `message_id` is
+    /// checked even when users are not scoped); uploads are rewritten when `scope`.
+    pub fn choose(
+        endpoint: Endpoint,
+        content_type: Option<&str>,
+        tenant: &str,
+        scope: bool,
+    ) -> Result<Self, GatewayError> {
+        let json_endpoint = matches!(
+            endpoint,
+            Endpoint::CompletionMessages | Endpoint::Stop | Endpoint::MessageFeedback | Endpoint::TextToAudio
+        );
+        if json_endpoint {
+            let default_user = endpoint == Endpoint::TextToAudio;
+            return match content_type {
+                Some(ct) if is_json(ct) => Ok(Self::Json {
+                    buf: Vec::new(),
+                    scope,
+                    default_user,
+                }),
+                _ => Err(unsupported_media_type()),
+            };
+        }
+        if endpoint != Endpoint::FileUpload || !scope {
+            return Ok(Self::Pass);
+        }
+        match content_type.and_then(boundary) {
+            Some(b) => Ok(Self::Multipart(Box::new(MultipartScoper::new(&b, tenant)))),
+            None => Err(GatewayError::new(
+                ErrorKind::NoFileUploaded,
+                "Please upload your file.",
+            )),
         }
     }
 
@@ -68,8 +99,14 @@ pub struct BodyFacts {
     pub message_id: Option<String>,
 }
 
-fn refuse(msg: &'static str) -> GatewayError {
-    GatewayError::new(ErrorKind::BadRequest, msg)
+fn refusal(e: BodyError) -> GatewayError {
+    match e {
+        BodyError::NotJson => GatewayError::new(
+            ErrorKind::BadRequest,
+            "The browser (or proxy) sent a request that this server could not understand.",
+        ),
+        other => GatewayError::new(ErrorKind::InvalidParam, other.to_string()),
+    }
 }
 
 /// Runs one chunk through `plan`. `body` is replaced by what goes to Dify now: an empty chunk when
@@ -101,8 +138,7 @@ pub fn filter(
                 return Ok(None);
             }
             let held = std::mem::take(buf);
-            let seen = inspect(&held, tenant, *scope, *default_user)
-                .map_err(|e| GatewayError::new(ErrorKind::BadRequest, e.to_string()))?;
+            let seen = inspect(&held, tenant, *scope, *default_user).map_err(refusal)?;
             *body = Some(Bytes::from(seen.rewritten.unwrap_or(held)));
             Ok(Some(BodyFacts {
                 dify_user: seen.dify_user,
@@ -111,7 +147,9 @@ pub fn filter(
         }
         BodyPlan::Multipart(scoper) => {
             let mut out = Vec::new();
-            let malformed = |_: Malformed| refuse("The multipart body could not be read");
+            let malformed = |_: Malformed| {
+                GatewayError::new(ErrorKind::BadRequest, "The multipart body could not be read")
+            };
             if let Some(b) = body.take() {
                 scoper.feed(&b, &mut out).map_err(malformed)?;
             }
@@ -132,9 +170,11 @@ pub fn filter(
 mod tests {
     use super::*;
 
+    const JSON: Option<&str> = Some("application/json");
+
     #[test]
     fn json_is_held_then_rewritten() {
-        let mut plan = BodyPlan::choose(Endpoint::CompletionMessages, "application/json", "acme", true);
+        let mut plan = BodyPlan::choose(Endpoint::CompletionMessages, JSON, "acme", true).unwrap();
         assert!(plan.rewrites());
         let mut body = Some(Bytes::from_static(b"{\"inputs\": {}, \"us"));
         assert!(
@@ -154,8 +194,51 @@ mod tests {
     }
 
     #[test]
-    fn json_over_the_cap_is_413_and_odd_users_400() {
-        let mut plan = BodyPlan::choose(Endpoint::Stop, "application/json", "acme", true);
+    fn what_dify_reads_as_json_is_held_and_the_rest_refused() {
+        for ct in [
+            "application/json; charset=utf-8",
+            "application/vnd.api+json",
+            "Application/JSON",
+        ] {
+            assert!(
+                matches!(
+                    BodyPlan::choose(Endpoint::Stop, Some(ct), "acme", true),
+                    Ok(BodyPlan::Json { .. })
+                ),
+                "{ct}"
+            );
+        }
+        for ct in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+        ] {
+            let e = BodyPlan::choose(Endpoint::TextToAudio, ct, "acme", false).unwrap_err();
+            assert_eq!(
+                (e.kind.status(), e.kind.code()),
+                (415, "unsupported_media_type"),
+                "{ct:?}"
+            );
+        }
+        let e =
+            BodyPlan::choose(Endpoint::FileUpload, Some("multipart/form-data"), "acme", true).unwrap_err();
+        assert_eq!(e.kind.code(), "no_file_uploaded");
+    }
+
+    #[test]
+    fn unreadable_bodies_are_refused_never_passed() {
+        for (bytes, code) in [
+            (&b"{\"user\": \"x\", \"n\": NaN}"[..], "bad_request"),
+            (b"\xef\xbb\xbf{\"user\": \"x\"}", "bad_request"),
+            (b"[1]", "invalid_param"),
+            (b"{\"user\": {\"a\": 1}}", "invalid_param"),
+        ] {
+            let mut plan = BodyPlan::choose(Endpoint::TextToAudio, JSON, "acme", true).unwrap();
+            let mut body = Some(Bytes::copy_from_slice(bytes));
+            let e = filter(&mut plan, &mut body, true, "acme", 1024).unwrap_err();
+            assert_eq!(e.kind.code(), code, "{}", String::from_utf8_lossy(bytes));
+        }
+        let mut plan = BodyPlan::choose(Endpoint::Stop, JSON, "acme", true).unwrap();
         let mut body = Some(Bytes::from(vec![b' '; 2048]));
         assert_eq!(
             filter(&mut plan, &mut body, false, "acme", 1024)
@@ -163,27 +246,21 @@ mod tests {
                 .kind,
             ErrorKind::RequestTooLarge
         );
-        let mut plan = BodyPlan::choose(Endpoint::Stop, "application/json", "acme", true);
-        let mut body = Some(Bytes::from_static(b"{\"user\": {\"a\": 1}}"));
-        assert_eq!(
-            filter(&mut plan, &mut body, true, "acme", 1024).unwrap_err().kind,
-            ErrorKind::BadRequest
-        );
     }
 
     #[test]
     fn other_bodies_pass() {
-        for (e, ct) in [
-            (Endpoint::CompletionMessages, "text/plain"),
-            (Endpoint::AnnotationCreate, "application/json"),
-            (Endpoint::FileUpload, "application/json"),
-        ] {
+        for e in [Endpoint::AnnotationCreate, Endpoint::AnnotationUpdate] {
             assert!(
-                matches!(BodyPlan::choose(e, ct, "acme", true), BodyPlan::Pass),
-                "{e:?} {ct}"
+                matches!(BodyPlan::choose(e, JSON, "acme", true), Ok(BodyPlan::Pass)),
+                "{e:?}"
             );
         }
-        let plan = BodyPlan::choose(Endpoint::CompletionMessages, "application/json", "acme", false);
+        assert!(matches!(
+            BodyPlan::choose(Endpoint::FileUpload, None, "acme", false),
+            Ok(BodyPlan::Pass)
+        ));
+        let plan = BodyPlan::choose(Endpoint::CompletionMessages, JSON, "acme", false).unwrap();
         assert!(!plan.rewrites(), "unscoped JSON keeps its length");
     }
 }

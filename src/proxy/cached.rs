@@ -61,53 +61,61 @@ impl Gateway {
                 body,
                 cached,
                 served,
+                www_authenticate,
             } => {
                 ctx.cache_status = Some(served.outcome());
-                write(
-                    session,
+                let head = Head {
                     status,
-                    &content_type,
-                    body,
+                    content_type: &content_type,
                     cached,
-                    &served,
-                    &ctx.request_id,
-                )
-                .await?;
+                    served: &served,
+                    www_authenticate,
+                };
+                write(session, &head, body, &ctx.request_id).await?;
                 Ok(true)
             }
         }
     }
 }
 
-async fn write(
-    session: &mut Session,
+/// The head of a cached-endpoint answer.
+struct Head<'a> {
     status: u16,
-    content_type: &str,
-    body: Bytes,
+    content_type: &'a str,
     cached: Option<(String, u64)>,
-    served: &Served,
-    request_id: &str,
-) -> pingora::Result<()> {
-    let if_none_match = session
-        .req_header()
-        .headers
-        .get("if-none-match")
-        .and_then(|v| v.to_str().ok());
+    served: &'a Served,
+    www_authenticate: Option<String>,
+}
+
+/// Writes the answer. Dify's CORS setup allows every origin; the gateway answers the same way, since
+/// these answers no longer come from Dify's response.
+async fn write(session: &mut Session, h: &Head<'_>, body: Bytes, request_id: &str) -> pingora::Result<()> {
+    let req = session.req_header();
+    let if_none_match = req.headers.get("if-none-match").and_then(|v| v.to_str().ok());
     let not_modified =
-        matches!((&cached, if_none_match), (Some((etag, _)), Some(inm)) if etag_matches(inm, etag));
-    let head_only = session.req_header().method == http::Method::HEAD || not_modified;
-    let mut resp = ResponseHeader::build(if not_modified { 304 } else { status }, Some(6))?;
-    if !content_type.is_empty() {
-        resp.insert_header("content-type", content_type)?;
+        matches!((&h.cached, if_none_match), (Some((etag, _)), Some(inm)) if etag_matches(inm, etag));
+    let head_only = req.method == http::Method::HEAD || not_modified;
+    let origin = req.headers.get("origin").cloned();
+    let mut resp = ResponseHeader::build(if not_modified { 304 } else { h.status }, Some(9))?;
+    if !h.content_type.is_empty() {
+        resp.insert_header("content-type", h.content_type)?;
     }
     if !not_modified {
         resp.insert_header("content-length", body.len().to_string())?;
     }
-    resp.insert_header("cache-status", served.header())?;
+    resp.insert_header("cache-status", h.served.header())?;
     resp.insert_header("x-request-id", request_id)?;
-    if let Some((etag, age)) = &cached {
+    if let Some((etag, age)) = &h.cached {
         resp.insert_header("etag", etag.as_str())?;
         resp.insert_header("age", age.to_string())?;
+    }
+    if let Some(w) = &h.www_authenticate {
+        resp.insert_header("www-authenticate", w.as_str())?;
+    }
+    if let Some(origin) = origin {
+        resp.insert_header("access-control-allow-origin", origin)?;
+        resp.insert_header("vary", "Origin")?;
+        resp.insert_header("access-control-expose-headers", "X-Version, X-Env, X-Trace-Id")?;
     }
     session.write_response_header(Box::new(resp), head_only).await?;
     if !head_only {

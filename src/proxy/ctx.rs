@@ -52,6 +52,10 @@ pub struct RequestCtx {
     pub upstream_failure: Option<UpstreamFailure>,
     /// How the metadata cache answered, for the access log.
     pub cache_status: Option<&'static str>,
+    /// The answer will be a stream: upstream reads wait `stream_idle_timeout` at most.
+    pub expects_stream: bool,
+    /// The body was read in `request_filter` and is replayed from Pingora's buffer.
+    pub body_read_early: bool,
 }
 
 impl RequestCtx {
@@ -76,6 +80,8 @@ impl RequestCtx {
             auth_failure: None,
             upstream_failure: None,
             cache_status: None,
+            expects_stream: false,
+            body_read_early: false,
         }
     }
 

@@ -4,7 +4,7 @@
 //! exactly as Dify answers an id it does not know, so nothing about other tenants leaks.
 
 use super::respond::LocalAnswer;
-use crate::ownership::Ownership;
+use crate::ownership::{Kind, Ownership};
 use crate::route::{Endpoint, Route};
 use crate::secret::Secret;
 use crate::state::{App, Tenant};
@@ -19,12 +19,12 @@ pub enum Guard {
 }
 
 /// Checks the id in `route`'s path for `tenant`/`app`.
-pub fn path(route: &Route, tenant: &Tenant, app: &App, owned: &Ownership) -> Guard {
+pub async fn path(route: &Route, tenant: &Tenant, app: &App, owned: &Ownership) -> Guard {
     let Some(id) = route.id.as_deref() else {
         return Guard::Forward(None);
     };
     match route.endpoint {
-        Endpoint::Stop => match owned.task(id) {
+        Endpoint::Stop => match owned.owner(Kind::Task, id).await {
             Some(o) if o.tenant == tenant.id => {
                 let key = (o.app != app.name)
                     .then(|| tenant.app(&o.app).map(|a| a.api_key.clone()))
@@ -33,17 +33,22 @@ pub fn path(route: &Route, tenant: &Tenant, app: &App, owned: &Ownership) -> Gua
             }
             _ => Guard::Answer(LocalAnswer::stop_success()),
         },
-        Endpoint::AnnotationUpdate | Endpoint::AnnotationDelete => match owned.annotation(id) {
-            Some(o) if o.is(&tenant.id, &app.name) => Guard::Forward(None),
-            _ => Guard::Answer(LocalAnswer::annotation_not_found()),
-        },
+        Endpoint::AnnotationUpdate | Endpoint::AnnotationDelete => {
+            match owned.owner(Kind::Annotation, id).await {
+                Some(o) if o.is(&tenant.id, &app.name) => Guard::Forward(None),
+                _ => Guard::Answer(LocalAnswer::annotation_not_found()),
+            }
+        }
         _ => Guard::Forward(None),
     }
 }
 
 /// Whether text-to-audio may voice `message_id` for `tenant`/`app`.
-pub fn message(message_id: &str, tenant: &str, app: &str, owned: &Ownership) -> bool {
-    owned.message(message_id).is_some_and(|o| o.is(tenant, app))
+pub async fn message(message_id: &str, tenant: &str, app: &str, owned: &Ownership) -> bool {
+    owned
+        .owner(Kind::Message, message_id)
+        .await
+        .is_some_and(|o| o.is(tenant, app))
 }
 
 #[cfg(test)]
@@ -58,6 +63,7 @@ mod tests {
             name: name.into(),
             api_key: Secret::new(format!("key-{name}")),
             scope_users: true,
+            app_wide: true,
         })
     }
 
@@ -69,11 +75,11 @@ mod tests {
         })
     }
 
-    #[test]
-    fn stops_go_only_to_own_tasks_with_the_tasks_key() {
+    #[tokio::test]
+    async fn stops_go_only_to_own_tasks_with_the_tasks_key() {
         let o = Ownership::default();
-        o.record_task("t-acme", owner("acme", "editor"));
-        o.record_task("t-globex", owner("globex", "writer"));
+        o.record(Kind::Task, "t-acme", owner("acme", "editor"));
+        o.record(Kind::Task, "t-globex", owner("globex", "writer"));
         let acme = Tenant {
             id: "acme".into(),
             apps: vec![app("writer"), app("editor")],
@@ -82,23 +88,23 @@ mod tests {
             endpoint: Endpoint::Stop,
             id: Some(id.into()),
         };
-        match path(&stop("t-acme"), &acme, &acme.apps[0], &o) {
+        match path(&stop("t-acme"), &acme, &acme.apps[0], &o).await {
             Guard::Forward(Some(k)) => assert_eq!(k.expose(), "key-editor"),
             g => panic!("{g:?}"),
         }
         for foreign in ["t-globex", "t-unknown"] {
-            match path(&stop(foreign), &acme, &acme.apps[0], &o) {
+            match path(&stop(foreign), &acme, &acme.apps[0], &o).await {
                 Guard::Answer(a) => assert_eq!(a, LocalAnswer::stop_success()),
                 g => panic!("{g:?}"),
             }
         }
     }
 
-    #[test]
-    fn annotations_and_messages_only_of_the_same_tenant_and_app() {
+    #[tokio::test]
+    async fn annotations_and_messages_only_of_the_same_tenant_and_app() {
         let o = Ownership::default();
-        o.record_annotation("a1", owner("acme", "writer"));
-        o.record_message("m1", owner("acme", "writer"));
+        o.record(Kind::Annotation, "a1", owner("acme", "writer"));
+        o.record(Kind::Message, "m1", owner("acme", "writer"));
         let acme = Tenant {
             id: "acme".into(),
             apps: vec![app("writer"), app("editor")],
@@ -108,19 +114,19 @@ mod tests {
             id: Some(id.into()),
         };
         assert!(matches!(
-            path(&upd("a1"), &acme, &acme.apps[0], &o),
+            path(&upd("a1"), &acme, &acme.apps[0], &o).await,
             Guard::Forward(None)
         ));
         assert!(matches!(
-            path(&upd("a1"), &acme, &acme.apps[1], &o),
+            path(&upd("a1"), &acme, &acme.apps[1], &o).await,
             Guard::Answer(_)
         ));
         assert!(matches!(
-            path(&upd("a2"), &acme, &acme.apps[0], &o),
+            path(&upd("a2"), &acme, &acme.apps[0], &o).await,
             Guard::Answer(_)
         ));
-        assert!(message("m1", "acme", "writer", &o));
-        assert!(!message("m1", "globex", "writer", &o));
-        assert!(!message("m2", "acme", "writer", &o));
+        assert!(message("m1", "acme", "writer", &o).await);
+        assert!(!message("m1", "globex", "writer", &o).await);
+        assert!(!message("m2", "acme", "writer", &o).await);
     }
 }

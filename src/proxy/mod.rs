@@ -8,6 +8,7 @@ mod body;
 mod cached;
 mod ctx;
 mod guard;
+mod mode;
 mod record;
 mod respond;
 mod watch;
@@ -69,11 +70,12 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
         ctx.request_id = upstream::request_id(req.headers.get("x-request-id").map(|v| v.as_bytes()));
-        let ctype = req
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        // One readable Content-Type, or none: a repeated one could be read differently by Dify.
+        let mut types = req.headers.get_all(http::header::CONTENT_TYPE).iter();
+        let ctype = match (types.next(), types.next()) {
+            (Some(v), None) => v.to_str().ok().map(str::to_string),
+            _ => None,
+        };
         let head = Head {
             method: req.method.as_str(),
             path: req.uri.path(),
@@ -86,20 +88,26 @@ impl ProxyHttp for Gateway {
         };
         match admit(&head, &ctx.snapshot, self.max_request_body, unix_now()) {
             Admission::Proceed { route, tenant, app } => {
-                let guarded = guard::path(&route, &tenant, &app, &self.ownership);
-                ctx.body = body::BodyPlan::choose(route.endpoint, ctype, &tenant.id, app.scope_users);
+                let plan =
+                    body::BodyPlan::choose(route.endpoint, ctype.as_deref(), &tenant.id, app.scope_users);
+                let guarded = guard::path(&route, &tenant, &app, &self.ownership).await;
                 ctx.route = Some(route);
                 ctx.tenant = Some((tenant, app));
-                match guarded {
-                    guard::Guard::Forward(key) => {
+                let answer = match (plan, guarded) {
+                    (Err(refusal), _) => LocalAnswer::from(&refusal),
+                    (Ok(_), guard::Guard::Answer(answer)) => answer,
+                    (Ok(plan), guard::Guard::Forward(key)) => {
+                        ctx.body = plan;
                         ctx.key_override = key;
-                        self.answer_from_cache(session, ctx).await
+                        if let Some(endpoint) = ctx.route.as_ref().map(|r| r.endpoint) {
+                            (ctx.expects_stream, ctx.body_read_early) =
+                                mode::expects_stream(session, endpoint).await?;
+                        }
+                        return self.answer_from_cache(session, ctx).await;
                     }
-                    guard::Guard::Answer(answer) => {
-                        respond::send(session, &answer, &ctx.request_id).await?;
-                        Ok(true)
-                    }
-                }
+                };
+                respond::send(session, &answer, &ctx.request_id).await?;
+                Ok(true)
             }
             Admission::Preflight(allow) => {
                 respond::preflight(session, &allow, &ctx.request_id).await?;
@@ -134,8 +142,13 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        match self.upstream.peer() {
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let peer = if ctx.expects_stream {
+            self.upstream.stream_peer()
+        } else {
+            self.upstream.peer()
+        };
+        match peer {
             Some(peer) => Ok(Box::new(peer)),
             None => {
                 Err(Error::explain(ErrorType::Custom("resolve"), "upstream name did not resolve").into_up())
@@ -158,6 +171,10 @@ impl ProxyHttp for Gateway {
             request_id: &ctx.request_id,
         };
         upstream::rewrite_request(req, self.upstream.settings(), &fwd)?;
+        if ctx.body_read_early {
+            // The client was told to continue already; Dify gets the whole body at once.
+            req.remove_header(&http::header::EXPECT);
+        }
         if ctx.body.rewrites() && !session.is_body_empty() {
             req.remove_header(&http::header::CONTENT_LENGTH);
             req.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
@@ -184,7 +201,7 @@ impl ProxyHttp for Gateway {
             Ok(None) => Ok(()),
             Ok(Some(facts)) => {
                 ctx.dify_user = facts.dify_user;
-                self.check_message(ctx, facts.message_id.as_deref())
+                self.check_message(ctx, facts.message_id.as_deref()).await
             }
             Err(refusal) => {
                 ctx.answer = Some(LocalAnswer::from(&refusal));
@@ -271,7 +288,7 @@ impl ProxyHttp for Gateway {
             self.metrics.active_streams.dec();
         }
         self.finish_stream(ctx, e);
-        self.after_response(ctx, status);
+        self.after_response(ctx, status).await;
         let (tenant, app) = ctx.tenant_app();
         let elapsed = ctx.start.elapsed();
         let labels = RequestLabels {
@@ -304,11 +321,11 @@ impl ProxyHttp for Gateway {
 
 impl Gateway {
     /// Text-to-audio may only voice messages the caller's tenant and app produced.
-    fn check_message(&self, ctx: &mut RequestCtx, message_id: Option<&str>) -> Result<()> {
+    async fn check_message(&self, ctx: &mut RequestCtx, message_id: Option<&str>) -> Result<()> {
         let (Some(mid), Some((t, a))) = (message_id, &ctx.tenant) else {
             return Ok(());
         };
-        if guard::message(mid, &t.id, &a.name, &self.ownership) {
+        if guard::message(mid, &t.id, &a.name, &self.ownership).await {
             return Ok(());
         }
         ctx.answer = Some(LocalAnswer::tts_unknown_message());

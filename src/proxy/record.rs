@@ -3,10 +3,11 @@
 
 use super::Gateway;
 use super::ctx::RequestCtx;
+use crate::ownership::Kind;
 use crate::route::Endpoint;
 use crate::stopper::{StopCause, StopTarget};
 use crate::stream::{EventKind, Observation};
-use pingora::{Error, ErrorSource};
+use pingora::{Error, ErrorSource, ErrorType};
 
 impl Gateway {
     /// Records the ids of a finished blocking body (completion or annotation creation).
@@ -15,14 +16,14 @@ impl Gateway {
         let endpoint = ctx.route.as_ref().map(|r| r.endpoint);
         if endpoint == Some(Endpoint::AnnotationCreate) {
             if let Some(id) = &seen.id {
-                self.ownership.record_annotation(id, owner);
+                self.ownership.record(Kind::Annotation, id, owner);
             }
         } else {
             if let Some(t) = &seen.task_id {
-                self.ownership.record_task(t, owner.clone());
+                self.ownership.record(Kind::Task, t, owner.clone());
             }
             if let Some(m) = &seen.message_id {
-                self.ownership.record_message(m, owner);
+                self.ownership.record(Kind::Message, m, owner);
             }
         }
         ctx.seen = Some(seen);
@@ -41,10 +42,10 @@ impl Gateway {
             ctx.recorded = true;
             if let Some(owner) = ctx.owner() {
                 if let Some(t) = &task {
-                    self.ownership.record_task(t, owner.clone());
+                    self.ownership.record(Kind::Task, t, owner.clone());
                 }
                 if let Some(m) = &message {
-                    self.ownership.record_message(m, owner);
+                    self.ownership.record(Kind::Message, m, owner);
                 }
             }
             if !done {
@@ -74,24 +75,28 @@ impl Gateway {
         for (kind, n) in EventKind::ALL.iter().zip(seen.counts) {
             self.metrics.sse_events(kind.label(), u64::from(n));
         }
-        let client_left = e.is_some_and(|e| *e.esource() == ErrorSource::Downstream);
-        if client_left
+        let cause = match e.map(|e| (e.esource(), e.etype())) {
+            Some((ErrorSource::Downstream, _)) => Some(StopCause::Disconnect),
+            Some((ErrorSource::Upstream, ErrorType::ReadTimedout)) => Some(StopCause::IdleTimeout),
+            _ => None,
+        };
+        if let Some(cause) = cause
             && !seen.generation_done()
             && self.streams.stop_on_disconnect
             && let Some(t) = self.stop_target(ctx, seen.task_id.clone())
         {
-            self.stopper.stop_in_background(t, StopCause::Disconnect);
+            self.stopper.stop_in_background(t, cause);
         }
     }
 
     /// Bookkeeping that depends on Dify's final status.
-    pub(super) fn after_response(&self, ctx: &RequestCtx, status: u16) {
+    pub(super) async fn after_response(&self, ctx: &RequestCtx, status: u16) {
         let Some(route) = &ctx.route else { return };
         match (route.endpoint, status) {
             (Endpoint::Stop, 200) if ctx.answer.is_none() => self.metrics.stop(StopCause::Client.label()),
             (Endpoint::AnnotationDelete, 204) => {
                 if let Some(id) = &route.id {
-                    self.ownership.forget_annotation(id);
+                    self.ownership.forget(Kind::Annotation, id).await;
                 }
             }
             _ => {}

@@ -15,17 +15,29 @@ pub struct JsonBody {
     pub message_id: Option<String>,
 }
 
-/// A `user` the gateway cannot scope safely.
+/// A body the gateway will not pass on, because it cannot read it the way Dify would.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("Arg user must be a string.")]
-pub struct BadUser;
+pub enum BodyError {
+    /// Not JSON at all (or JSON only Python reads, such as `NaN`).
+    #[error("The request body is not valid JSON.")]
+    NotJson,
+    /// JSON, but not an object.
+    #[error("The JSON body must be an object.")]
+    NotObject,
+    /// A `user` the gateway cannot scope safely.
+    #[error("Arg user must be a string.")]
+    BadUser,
+}
 
-/// Reads (and with `scope` rewrites) a JSON body for `tenant`. A body that is not a JSON object is
-/// left alone so that Dify answers it as it would. With `default_user`, a missing `user` becomes the
-/// tenant's own `DEFAULT-USER` (endpoints where Dify would fall back to a user shared by everyone).
-pub fn inspect(body: &[u8], tenant: &str, scope: bool, default_user: bool) -> Result<JsonBody, BadUser> {
-    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) else {
-        return Ok(JsonBody::default());
+/// Reads (and with `scope` rewrites) a JSON body for `tenant`. Anything but a JSON object is refused:
+/// passing it on unread could let a body Dify reads differently carry an unscoped `user`. With
+/// `default_user`, a missing `user` becomes the tenant's own `DEFAULT-USER` (endpoints where Dify would
+/// fall back to a user shared by everyone).
+pub fn inspect(body: &[u8], tenant: &str, scope: bool, default_user: bool) -> Result<JsonBody, BodyError> {
+    let mut map = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(BodyError::NotObject),
+        Err(_) => return Err(BodyError::NotJson),
     };
     let message_id = map.get("message_id").and_then(Value::as_str).map(String::from);
     let user = match map.get("user") {
@@ -35,7 +47,7 @@ pub fn inspect(body: &[u8], tenant: &str, scope: bool, default_user: bool) -> Re
         // Dify str()s other scalars; keep that, then scope the text.
         Some(Value::Number(n)) => Some(n.to_string()),
         Some(Value::Bool(b)) => Some(if *b { "True" } else { "False" }.to_string()),
-        Some(_) if scope => return Err(BadUser),
+        Some(_) if scope => return Err(BodyError::BadUser),
         Some(_) => None,
     };
     if !scope {
@@ -104,19 +116,14 @@ mod tests {
 
     #[test]
     fn odd_bodies() {
+        assert_eq!(inspect(b"not json", "acme", true, true), Err(BodyError::NotJson));
+        assert_eq!(inspect(b"[]", "acme", true, true), Err(BodyError::NotObject));
+        let n = inspect(br#"{"user": 42}"#, "acme", true, false).unwrap();
+        assert_eq!(n.dify_user.as_deref(), Some("acme:42"));
         assert_eq!(
-            inspect(b"not json", "acme", true, true).unwrap(),
-            JsonBody::default()
+            inspect(br#"{"user": ["x"]}"#, "acme", true, false),
+            Err(BodyError::BadUser)
         );
-        assert_eq!(inspect(b"[]", "acme", true, true).unwrap(), JsonBody::default());
-        assert_eq!(
-            inspect(br#"{"user": 42}"#, "acme", true, false)
-                .unwrap()
-                .dify_user
-                .as_deref(),
-            Some("acme:42")
-        );
-        assert_eq!(inspect(br#"{"user": ["x"]}"#, "acme", true, false), Err(BadUser));
         let off = inspect(br#"{"user": "bob"}"#, "acme", false, false).unwrap();
         assert_eq!((off.rewritten, off.dify_user.as_deref()), (None, Some("bob")));
     }

@@ -40,18 +40,54 @@ pub struct MultipartScoper {
     pub dify_user: Option<String>,
 }
 
-/// The boundary of a `multipart/form-data` content type.
-pub fn boundary(content_type: &str) -> Option<&str> {
-    let (mime, params) = content_type.split_once(';')?;
+/// The boundary of a `multipart/form-data` content type. Parameters are split outside quotes; an
+/// extended (`boundary*=`) or invalid boundary (RFC 2046: 1–70 characters of a fixed set) gives none,
+/// so that a body whose boundary Dify might read differently is refused rather than passed on.
+pub fn boundary(content_type: &str) -> Option<String> {
+    let mut params = split_params(content_type).into_iter();
+    let mime = params.next()?;
     if !mime.trim().eq_ignore_ascii_case("multipart/form-data") {
         return None;
     }
-    params.split(';').find_map(|p| {
+    let mut found = None;
+    for p in params {
         let (k, v) = p.split_once('=')?;
-        (k.trim().eq_ignore_ascii_case("boundary"))
-            .then(|| v.trim().trim_matches('"'))
-            .filter(|b| !b.is_empty())
+        let k = k.trim().to_ascii_lowercase();
+        if k.starts_with("boundary") && k != "boundary" {
+            return None;
+        }
+        if k == "boundary" {
+            if found.is_some() {
+                return None;
+            }
+            let v = v.trim();
+            let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
+            found = Some(v.to_string());
+        }
+    }
+    found.filter(|b| {
+        (1..=70).contains(&b.len())
+            && !b.ends_with(' ')
+            && b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&c))
     })
+}
+
+/// Splits a header value on `;` outside double quotes.
+fn split_params(value: &str) -> Vec<&str> {
+    let (mut out, mut start, mut quoted) = (Vec::new(), 0, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ';' if !quoted => {
+                out.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&value[start..]);
+    out
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -106,7 +142,7 @@ impl MultipartScoper {
     fn step(&mut self, out: &mut Vec<u8>) -> Result<bool, Malformed> {
         let dl = self.delim.len();
         match self.state {
-            State::Pass => match find(&self.pending, &self.delim) {
+            State::Pass => match self.next_delimiter()? {
                 Some(i) => {
                     self.emit_front(i, out);
                     self.state = State::AfterDelimiter;
@@ -118,7 +154,7 @@ impl MultipartScoper {
                     Ok(false)
                 }
             },
-            State::User => match find(&self.pending, &self.delim) {
+            State::User => match self.next_delimiter()? {
                 Some(i) => {
                     let value = String::from_utf8_lossy(&self.pending[..i]).into_owned();
                     self.pending.drain(..i);
@@ -148,9 +184,10 @@ impl MultipartScoper {
             }
             State::Headers => match find(&self.pending, b"\r\n\r\n") {
                 Some(i) => {
-                    let is_user = is_user_field(&self.pending[..i]);
+                    let is_user = is_user_field(&self.pending[..i])?;
                     self.emit_front(i + 4, out);
-                    if is_user && !self.saw_user {
+                    // Every `user` part is scoped, not just the first.
+                    if is_user {
                         self.saw_user = true;
                         self.state = State::User;
                     } else {
@@ -169,6 +206,24 @@ impl MultipartScoper {
         }
     }
 
+    /// Where the next `CRLF--boundary` starts in what is held. A boundary after a bare LF or CR is one
+    /// werkzeug would accept and this rewriter would not see: the body is refused.
+    fn next_delimiter(&self) -> Result<Option<usize>, Malformed> {
+        let dashed = &self.delim[2..];
+        let mut from = 0;
+        while let Some(at) = find(&self.pending[from..], dashed).map(|i| i + from) {
+            let before = &self.pending[at.saturating_sub(2)..at];
+            if before == b"\r\n" {
+                return Ok(Some(at - 2));
+            }
+            if before.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                return Err(Malformed);
+            }
+            from = at + 1;
+        }
+        Ok(None)
+    }
+
     fn inject_default_user(&mut self, out: &mut Vec<u8>) {
         let user = scoped(&self.tenant, DEFAULT_USER);
         let boundary = String::from_utf8_lossy(&self.delim[4..]).into_owned();
@@ -179,29 +234,38 @@ impl MultipartScoper {
     }
 }
 
-/// Whether part headers describe the plain `user` field (not a file).
-fn is_user_field(headers: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(headers);
-    text.split("\r\n").any(|line| {
-        let Some((name, value)) = line.split_once(':') else {
-            return false;
-        };
-        if !name.trim().eq_ignore_ascii_case("content-disposition") {
-            return false;
+/// Whether part headers describe the plain `user` field (not a file). Headers werkzeug might read
+/// otherwise (folded lines, RFC 2231 `name*=` parameters, several `Content-Disposition`) are refused.
+fn is_user_field(headers: &[u8]) -> Result<bool, Malformed> {
+    let text = std::str::from_utf8(headers).map_err(|_| Malformed)?;
+    let mut disposition = None;
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        if line.starts_with(' ') || line.starts_with('\t') {
+            return Err(Malformed);
         }
-        let params: Vec<(String, String)> = value
-            .split(';')
-            .skip(1)
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| {
-                (
-                    k.trim().to_ascii_lowercase(),
-                    v.trim().trim_matches('"').to_string(),
-                )
-            })
-            .collect();
-        params.iter().any(|(k, v)| k == "name" && v == "user") && !params.iter().any(|(k, _)| k == "filename")
-    })
+        let (name, value) = line.split_once(':').ok_or(Malformed)?;
+        if name.trim().eq_ignore_ascii_case("content-disposition") && disposition.replace(value).is_some() {
+            return Err(Malformed);
+        }
+    }
+    let Some(value) = disposition else {
+        return Ok(false);
+    };
+    let mut name = None;
+    let mut file = false;
+    for p in split_params(value).into_iter().skip(1) {
+        let (k, v) = p.split_once('=').ok_or(Malformed)?;
+        let k = k.trim().to_ascii_lowercase();
+        let v = v.trim();
+        let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
+        match k.as_str() {
+            _ if k.ends_with('*') => return Err(Malformed),
+            "name" if name.replace(v.to_string()).is_some() => return Err(Malformed),
+            "filename" => file = true,
+            _ => {}
+        }
+    }
+    Ok(name.as_deref() == Some("user") && !file)
 }
 
 #[cfg(test)]

@@ -83,11 +83,58 @@ fn refuses_what_it_cannot_read() {
 
 #[test]
 fn boundary_from_content_type() {
-    assert_eq!(boundary("multipart/form-data; boundary=abc"), Some("abc"));
     assert_eq!(
-        boundary("Multipart/Form-Data; charset=utf-8; boundary=\"a b\""),
+        boundary("multipart/form-data; boundary=abc").as_deref(),
+        Some("abc")
+    );
+    assert_eq!(
+        boundary("Multipart/Form-Data; charset=utf-8; boundary=\"a b\"").as_deref(),
         Some("a b")
     );
-    assert_eq!(boundary("application/json"), None);
-    assert_eq!(boundary("multipart/form-data"), None);
+    assert_eq!(
+        boundary("multipart/form-data; x=\"a;boundary=evil\"; boundary=ok").as_deref(),
+        Some("ok")
+    );
+    for bad in [
+        "application/json",
+        "multipart/form-data",
+        "multipart/form-data; boundary*=utf-8''abc",
+        "multipart/form-data; boundary=a; boundary=b",
+        "multipart/form-data; boundary=",
+        "multipart/form-data; boundary=\"bad\\\\char\"",
+    ] {
+        assert_eq!(boundary(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn every_user_part_is_scoped() {
+    let input = form(&[part("user", None, "bob"), part("user", None, "eve")]);
+    let (out, _) = run(input.as_bytes(), &[]).unwrap();
+    assert!(
+        out.contains("\r\n\r\nacme:bob\r\n") && out.contains("\r\n\r\nacme:eve\r\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn refuses_what_werkzeug_might_read_differently() {
+    let inner = format!("x\n--{B}\nContent-Disposition: form-data; name=\"user\"\n\nbob");
+    let hidden = form(&[part("file", Some("a.png"), &inner)]);
+    assert_eq!(
+        run(hidden.as_bytes(), &[]),
+        Err(Malformed),
+        "LF-delimited part hidden in a file"
+    );
+    let folded =
+        format!("--{B}\r\nContent-Disposition: form-data;\r\n name=\"user\"\r\n\r\nbob\r\n--{B}--\r\n");
+    assert_eq!(run(folded.as_bytes(), &[]), Err(Malformed), "folded header");
+    let extended =
+        format!("--{B}\r\nContent-Disposition: form-data; name*=utf-8''user\r\n\r\nbob\r\n--{B}--\r\n");
+    assert_eq!(run(extended.as_bytes(), &[]), Err(Malformed), "RFC 2231 name");
+    let twice = format!(
+        "--{B}\r\nContent-Disposition: form-data; name=\"x\"\r\n\
+         Content-Disposition: form-data; name=\"user\"\r\n\r\nbob\r\n--{B}--\r\n"
+    );
+    assert_eq!(run(twice.as_bytes(), &[]), Err(Malformed), "two dispositions");
 }

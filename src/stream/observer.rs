@@ -192,11 +192,19 @@ impl SseObserver {
     }
 }
 
+/// The `"event"` of an event whose JSON was cut at the size cap: Dify always writes it first.
+fn event_from_prefix(data: &[u8]) -> Option<&str> {
+    let rest = data.strip_prefix(br#"{"event":""#)?;
+    let end = rest.iter().position(|b| *b == b'"')?;
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
 fn record(seen: &mut Observation, ev: SseEvent<'_>, elapsed: Duration) {
     let payload = serde_json::from_slice::<Payload<'_>>(ev.data).ok();
     let name = match (&payload, ev.event) {
         (Some(Payload { event: Some(e), .. }), _) => e.as_ref(),
         (_, Some(e)) => e,
+        (None, None) if ev.truncated => event_from_prefix(ev.data).unwrap_or(""),
         _ => "",
     };
     let kind = EventKind::from_name(name);

@@ -89,3 +89,26 @@ fn blocking_body_and_its_cap() {
     small.on_chunk(body);
     assert!(small.finish().task_id.is_none());
 }
+
+#[test]
+fn an_event_over_the_cap_still_counts_as_what_it_is() {
+    let start = Instant::now();
+    let mut o = SseObserver::new(64, start);
+    let cut = STOPPED[..STOPPED.len() / 3]
+        .windows(2)
+        .rposition(|w| w == b"\n\n")
+        .unwrap()
+        + 2;
+    let mut big = STOPPED[..cut].to_vec();
+    big.extend_from_slice(
+        br#"data: {"event":"message_end","message_id":"m","task_id":"t","metadata":{"pad":""#,
+    );
+    big.extend_from_slice(&[b'x'; 500]);
+    big.extend_from_slice(b"\"}}\n\n");
+    o.on_chunk(&big, start);
+    assert_eq!(o.seen.terminal, Some(EventKind::MessageEnd));
+    assert!(
+        o.seen.generation_done(),
+        "a cut message_end must still end the generation"
+    );
+}

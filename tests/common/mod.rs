@@ -162,6 +162,7 @@ id = "acme"
 [[tenants.apps]]
 name = "writer"
 api_key = "{KEY_ACME_WRITER}"
+app_wide_endpoints = true   # shared with umbrella, but acme administers it
 [[tenants.apps]]
 name = "editor"
 api_key = "{KEY_ACME_EDITOR}"

@@ -39,6 +39,9 @@ struct Args {
     /// Answer the concurrency limit with 429 instead of 400.
     #[arg(long)]
     concurrency_limit_429: bool,
+    /// Latency of info/parameters/site/meta (Dify reads them from its database).
+    #[arg(long)]
+    metadata_delay_ms: Option<u64>,
 }
 
 fn parse_app(spec: &str, tts_autoplay: bool) -> Result<SimApp, String> {
@@ -73,6 +76,7 @@ fn config(args: &Args) -> Result<SimConfig, String> {
     cfg.error_after = args.error_after.or(cfg.error_after);
     cfg.concurrency_limit = args.concurrency_limit;
     cfg.concurrency_limit_as_429 = args.concurrency_limit_429;
+    cfg.metadata_delay = args.metadata_delay_ms.map_or(cfg.metadata_delay, ms);
     Ok(cfg)
 }
 
