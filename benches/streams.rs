@@ -184,7 +184,10 @@ async fn main() {
         "| streams | path | ok | TTFT p50 ms | TTFT p99 ms | gap p99 ms | gap max ms | stall-free | gateway peak RSS MiB |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
+    drop(p);
     for n in levels {
+        // Fresh processes per level: RSS is the level's own, not what glibc kept from the last one.
+        let p = Procs::start().await;
         for via in [false, true] {
             let (s, peak) = capacity(&p, n, 1000, via).await;
             let stall_free = s.ok == s.total && s.gap_max < 600.0;

@@ -17,6 +17,20 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# promtool checks the alert rules and the metrics exposition. It ships in Debian's `prometheus`
+# package; only the binary is unpacked (no Prometheus service is installed or started).
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "setup: unpacking promtool from Debian's prometheus package" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 || { $SUDO apt-get update -qq && apt-get download prometheus >/dev/null; }; })
+  $SUDO mkdir -p /opt/promtool
+  $SUDO dpkg -x "$tmp"/prometheus_*.deb /opt/promtool
+  $SUDO ln -sf /opt/promtool/usr/bin/promtool /usr/local/bin/promtool
+  rm -rf "$tmp"
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo (Rust 1.88 or newer) is required" >&2
   exit 1

@@ -3,7 +3,7 @@
 //! start-up and passed down; `/metrics` on the admin listener serves it.
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Metric name prefix.
@@ -13,6 +13,17 @@ pub const PREFIX: &str = "dify_gateway_";
 const DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
     300.0, 600.0, 1200.0,
+];
+
+/// Time-to-first-token buckets (seconds), as the OpenTelemetry GenAI semantic conventions recommend
+/// for `gen_ai.server.time_to_first_token`.
+const TTFT_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Stream lifetime buckets (seconds): short answers up to Dify's 1200 s limit.
+const STREAM_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0,
 ];
 
 /// Labels of a finished request. Every value is bounded: endpoint names come from the route table,
@@ -45,6 +56,11 @@ pub struct Metrics {
     sse_events: IntCounterVec,
     cache_lookups: IntCounterVec,
     redis_errors: IntCounterVec,
+    upstream_first_byte: HistogramVec,
+    ttft: HistogramVec,
+    stream_duration: HistogramVec,
+    tokens: IntCounterVec,
+    cost: CounterVec,
     /// 1 while Redis is configured, connected and its circuit closed.
     pub redis_up: IntGauge,
 }
@@ -112,6 +128,46 @@ impl Metrics {
             "Redis calls that failed, timed out or were skipped by the circuit breaker.",
             &["op", "kind"],
         )?;
+        let histogram = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(format!("{PREFIX}{name}"), help).buckets(buckets.to_vec()),
+                labels,
+            )?;
+            reg.register(Box::new(h.clone()))?;
+            Ok::<_, prometheus::Error>(h)
+        };
+        let upstream_first_byte = histogram(
+            "upstream_first_byte_seconds",
+            "Time from sending a request to Dify to its response head, by endpoint.",
+            DURATION_BUCKETS,
+            &["endpoint"],
+        )?;
+        let ttft = histogram(
+            "time_to_first_token_seconds",
+            "Time from request start to the first `message` event of a stream, by tenant and app.",
+            TTFT_BUCKETS,
+            &["tenant", "app"],
+        )?;
+        let stream_duration = histogram(
+            "stream_duration_seconds",
+            "Lifetime of completion streams, by tenant and app.",
+            STREAM_BUCKETS,
+            &["tenant", "app"],
+        )?;
+        let tokens = counter(
+            reg,
+            "tokens_total",
+            "Tokens Dify reported, by tenant, app and type (prompt, completion).",
+            &["tenant", "app", "type"],
+        )?;
+        let cost = CounterVec::new(
+            Opts::new(
+                format!("{PREFIX}cost_total"),
+                "Cost Dify reported (total_price), by tenant, app and currency.",
+            ),
+            &["tenant", "app", "currency"],
+        )?;
+        reg.register(Box::new(cost.clone()))?;
         let redis_up = IntGauge::new(
             format!("{PREFIX}redis_up"),
             "1 while Redis is connected and its circuit closed.",
@@ -136,6 +192,11 @@ impl Metrics {
             sse_events,
             cache_lookups,
             redis_errors,
+            upstream_first_byte,
+            ttft,
+            stream_duration,
+            tokens,
+            cost,
             redis_up,
         })
     }
@@ -172,6 +233,38 @@ impl Metrics {
         }
     }
 
+    /// Time from sending to Dify to its response head.
+    pub fn upstream_first_byte(&self, endpoint: &'static str, seconds: f64) {
+        self.upstream_first_byte
+            .with_label_values(&[endpoint])
+            .observe(seconds);
+    }
+
+    /// A finished completion stream: its time to first token (when it had one) and its lifetime.
+    pub fn stream(&self, tenant: &str, app: &str, ttft: Option<f64>, duration: f64) {
+        if let Some(t) = ttft {
+            self.ttft.with_label_values(&[tenant, app]).observe(t);
+        }
+        self.stream_duration
+            .with_label_values(&[tenant, app])
+            .observe(duration);
+    }
+
+    /// The usage Dify reported for one completion.
+    pub fn usage(&self, tenant: &str, app: &str, prompt: u64, completion: u64, price: Option<(f64, &str)>) {
+        self.tokens
+            .with_label_values(&[tenant, app, "prompt"])
+            .inc_by(prompt);
+        self.tokens
+            .with_label_values(&[tenant, app, "completion"])
+            .inc_by(completion);
+        if let Some((amount, currency)) = price.filter(|(a, _)| a.is_finite() && *a > 0.0) {
+            self.cost
+                .with_label_values(&[tenant, app, currency_label(currency)])
+                .inc_by(amount);
+        }
+    }
+
     /// Counts a cache lookup (all labels from closed sets).
     pub fn cache_lookup(&self, endpoint: &'static str, tier: &'static str, outcome: &'static str) {
         self.cache_lookups
@@ -200,6 +293,15 @@ pub fn method_label(m: &str) -> &'static str {
         "HEAD" => "HEAD",
         "OPTIONS" => "OPTIONS",
         _ => "other",
+    }
+}
+
+/// A currency code as a bounded label: three ASCII capitals, else `other`.
+pub fn currency_label(code: &str) -> &str {
+    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        code
+    } else {
+        "other"
     }
 }
 

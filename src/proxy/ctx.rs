@@ -56,6 +56,8 @@ pub struct RequestCtx {
     pub expects_stream: bool,
     /// The body was read in `request_filter` and is replayed from Pingora's buffer.
     pub body_read_early: bool,
+    /// When the request to Dify was sent.
+    pub upstream_start: Option<Instant>,
 }
 
 impl RequestCtx {
@@ -82,6 +84,7 @@ impl RequestCtx {
             cache_status: None,
             expects_stream: false,
             body_read_early: false,
+            upstream_start: None,
         }
     }
 
@@ -109,6 +112,11 @@ impl RequestCtx {
             app: a.name.clone(),
             user: self.dify_user.clone(),
         }))
+    }
+
+    /// What Dify's completion said: the stream seen so far, or the finished blocking body.
+    pub fn observation(&self) -> Option<&Observation> {
+        self.watch.stream().or(self.seen.as_ref())
     }
 
     /// The app key Dify sees for this request.

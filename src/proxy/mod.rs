@@ -171,6 +171,7 @@ impl ProxyHttp for Gateway {
             request_id: &ctx.request_id,
         };
         upstream::rewrite_request(req, self.upstream.settings(), &fwd)?;
+        ctx.upstream_start = Some(Instant::now());
         if ctx.body_read_early {
             // The client was told to continue already; Dify gets the whole body at once.
             req.remove_header(&http::header::EXPECT);
@@ -208,6 +209,19 @@ impl ProxyHttp for Gateway {
                 Err(Error::explain(ANSWERED, "request refused by a body filter"))
             }
         }
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(start) = ctx.upstream_start {
+            self.metrics
+                .upstream_first_byte(ctx.endpoint(), start.elapsed().as_secs_f64());
+        }
+        Ok(())
     }
 
     async fn response_filter(
@@ -288,8 +302,10 @@ impl ProxyHttp for Gateway {
             self.metrics.active_streams.dec();
         }
         self.finish_stream(ctx, e);
+        self.record_usage(ctx);
         self.after_response(ctx, status).await;
         let (tenant, app) = ctx.tenant_app();
+        let usage = ctx.observation().and_then(|o| o.usage.as_ref());
         let elapsed = ctx.start.elapsed();
         let labels = RequestLabels {
             endpoint: ctx.endpoint(),
@@ -313,6 +329,8 @@ impl ProxyHttp for Gateway {
             response_bytes = session.body_bytes_sent(),
             auth_failure = ctx.auth_failure.map(|a| a.reason()),
             cache = ctx.cache_status,
+            prompt_tokens = usage.map(|u| u.prompt_tokens),
+            completion_tokens = usage.map(|u| u.completion_tokens),
             upstream_failure = ctx.upstream_failure.map(|f| f.label()),
             error = e.map(|e| e.etype().as_str()),
         );

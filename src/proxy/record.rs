@@ -89,6 +89,29 @@ impl Gateway {
         }
     }
 
+    /// Tokens, cost, time to first token and stream lifetime, from what Dify reported.
+    pub(super) fn record_usage(&self, ctx: &RequestCtx) {
+        let (Some(seen), Some((t, a))) = (ctx.observation(), &ctx.tenant) else {
+            return;
+        };
+        if let Some(u) = &seen.usage {
+            let price = u.total_price.as_deref().and_then(|p| p.parse::<f64>().ok());
+            let currency = u.currency.as_deref().unwrap_or("");
+            self.metrics.usage(
+                &t.id,
+                &a.name,
+                u.prompt_tokens,
+                u.completion_tokens,
+                price.map(|p| (p, currency)),
+            );
+        }
+        if ctx.watch.stream().is_some() {
+            let ttft = seen.first_content.map(|d| d.as_secs_f64());
+            self.metrics
+                .stream(&t.id, &a.name, ttft, ctx.start.elapsed().as_secs_f64());
+        }
+    }
+
     /// Bookkeeping that depends on Dify's final status.
     pub(super) async fn after_response(&self, ctx: &RequestCtx, status: u16) {
         let Some(route) = &ctx.route else { return };
