@@ -32,6 +32,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod metrics;
+pub mod otel;
 pub mod ownership;
 pub mod proxy;
 pub mod route;

@@ -74,6 +74,26 @@ impl Endpoint {
         )
     }
 
+    /// The route template (`http.route` of spans).
+    pub fn template(self) -> &'static str {
+        match self {
+            Self::CompletionMessages => "/v1/completion-messages",
+            Self::Stop => "/v1/completion-messages/{task_id}/stop",
+            Self::AnnotationsList | Self::AnnotationCreate => "/v1/apps/annotations",
+            Self::AnnotationUpdate | Self::AnnotationDelete => "/v1/apps/annotations/{annotation_id}",
+            Self::AnnotationReply => "/v1/apps/annotation-reply/{action}",
+            Self::AnnotationReplyStatus => "/v1/apps/annotation-reply/{action}/status/{job_id}",
+            Self::TextToAudio => "/v1/text-to-audio",
+            Self::MessageFeedback => "/v1/messages/{message_id}/feedbacks",
+            Self::AppFeedbacks => "/v1/app/feedbacks",
+            Self::FileUpload => "/v1/files/upload",
+            Self::Info => "/v1/info",
+            Self::Parameters => "/v1/parameters",
+            Self::Site => "/v1/site",
+            Self::Meta => "/v1/meta",
+        }
+    }
+
     /// The route name used as a metric label.
     pub fn name(self) -> &'static str {
         match self {

@@ -8,6 +8,7 @@ use crate::cache::redis::RedisTier;
 use crate::cache::sync::RedisSync;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::otel::Otel;
 use crate::ownership::Ownership;
 use crate::proxy::Gateway;
 use crate::state::SharedSnapshot;
@@ -47,6 +48,12 @@ pub fn build(settings: Settings) -> Result<Server, String> {
     let registry = Registry::new();
     let metrics = Metrics::register(&registry).map_err(|e| format!("metrics: {e}"))?;
     let upstream = Arc::new(Upstream::new(settings.upstream.clone()));
+    let otel = match &settings.telemetry.otlp_endpoint {
+        Some(e) => Some(Arc::new(
+            Otel::start(e, &settings.telemetry.service_name).map_err(|e| format!("otlp: {e}"))?,
+        )),
+        None => None,
+    };
     let stopper = Arc::new(Stopper::new(upstream.clone(), metrics.clone()));
     let active = Arc::new(ActiveStreams::default());
     let shutdown_stops = ShutdownStops {
@@ -75,6 +82,7 @@ pub fn build(settings: Settings) -> Result<Server, String> {
         active,
         stopper,
         cache: cache.clone(),
+        otel: otel.clone(),
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "dify-gateway");
@@ -92,6 +100,13 @@ pub fn build(settings: Settings) -> Result<Server, String> {
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(background_service("shutdown stops", shutdown_stops));
+    if let Some(otel) = otel {
+        let flush = OtelFlush {
+            otel,
+            grace: settings.server.grace_period,
+        };
+        server.add_service(background_service("trace flush", flush));
+    }
     if let Some(redis) = redis {
         let sync = RedisSync {
             redis,
@@ -121,5 +136,23 @@ impl BackgroundService for Resolver {
                 }
             }
         }
+    }
+}
+
+/// Exports the last spans at shutdown, once the grace period has let requests finish.
+struct OtelFlush {
+    otel: Arc<Otel>,
+    grace: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for OtelFlush {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(self.grace).await;
+        let otel = self.otel.clone();
+        let _ = tokio::time::timeout(STOP_MARGIN, tokio::task::spawn_blocking(move || otel.flush())).await;
     }
 }

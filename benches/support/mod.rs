@@ -61,6 +61,12 @@ impl Procs {
 
     /// Starts both, passing `sim_args` to the simulator.
     pub async fn start_with(sim_args: &[&str]) -> Self {
+        Self::start_full(sim_args, "").await
+    }
+
+    /// Starts both, passing `sim_args` to the simulator and adding `telemetry` lines to the gateway's
+    /// `[telemetry]` section.
+    pub async fn start_full(sim_args: &[&str], telemetry: &str) -> Self {
         let _ = rlimit::increase_nofile_limit(u64::MAX);
         let sim_port = free_port();
         let sim = Command::new(release_bin("dify-sim"))
@@ -93,6 +99,7 @@ algorithm = "HS256"
 secret = "{SECRET}"
 [telemetry]
 log_level = "warn"
+{telemetry}
 [[tenants]]
 id = "bench"
 [[tenants.apps]]

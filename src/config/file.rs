@@ -235,6 +235,10 @@ pub struct TelemetrySection {
     pub log_format: String,
     /// Log filter in `RUST_LOG` syntax; the `RUST_LOG` variable overrides it.
     pub log_level: String,
+    /// OTLP/gRPC collector for traces, e.g. `http://127.0.0.1:4317`; unset = no traces.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
 }
 
 impl Default for TelemetrySection {
@@ -242,6 +246,8 @@ impl Default for TelemetrySection {
         Self {
             log_format: "text".into(),
             log_level: "info".into(),
+            otlp_endpoint: None,
+            service_name: "dify-gateway".into(),
         }
     }
 }

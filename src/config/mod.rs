@@ -140,6 +140,10 @@ pub struct TelemetrySettings {
     pub log_format: LogFormat,
     /// Default filter directive.
     pub log_level: String,
+    /// OTLP/gRPC endpoint of the trace collector.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of exported spans.
+    pub service_name: String,
 }
 
 /// Loads and validates `path` with variables from `env`: every problem is returned by key path.

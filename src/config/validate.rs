@@ -272,9 +272,20 @@ fn telemetry(p: &mut Problems, raw: &FileConfig) -> TelemetrySettings {
             LogFormat::Text
         }
     };
+    let otlp_endpoint = raw.telemetry.otlp_endpoint.clone().filter(|e| !e.is_empty());
+    if let Some(e) = &otlp_endpoint
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        p.add(
+            "telemetry.otlp_endpoint",
+            format!("`{e}` must start with http:// or https://"),
+        );
+    }
     TelemetrySettings {
         log_format,
         log_level: raw.telemetry.log_level.clone(),
+        otlp_endpoint,
+        service_name: raw.telemetry.service_name.clone(),
     }
 }
 

@@ -58,6 +58,10 @@ pub struct RequestCtx {
     pub body_read_early: bool,
     /// When the request to Dify was sent.
     pub upstream_start: Option<Instant>,
+    /// The server span (when tracing is on).
+    pub trace: Option<opentelemetry::Context>,
+    /// The client span of the call to Dify.
+    pub client_trace: Option<opentelemetry::Context>,
 }
 
 impl RequestCtx {
@@ -85,6 +89,8 @@ impl RequestCtx {
             expects_stream: false,
             body_read_early: false,
             upstream_start: None,
+            trace: None,
+            client_trace: None,
         }
     }
 

@@ -11,6 +11,7 @@ mod guard;
 mod mode;
 mod record;
 mod respond;
+mod spans;
 mod watch;
 
 pub use admit::{Admission, Head, admit};
@@ -57,6 +58,8 @@ pub struct Gateway {
     pub stopper: Arc<Stopper>,
     /// The metadata cache (`None` when turned off).
     pub cache: Option<Arc<MetadataCache>>,
+    /// Traces (`None` without `telemetry.otlp_endpoint`).
+    pub otel: Option<Arc<crate::otel::Otel>>,
 }
 
 #[async_trait]
@@ -68,6 +71,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        self.start_trace(session, ctx);
         let req = session.req_header();
         ctx.request_id = upstream::request_id(req.headers.get("x-request-id").map(|v| v.as_bytes()));
         // One readable Content-Type, or none: a repeated one could be read differently by Dify.
@@ -172,6 +176,7 @@ impl ProxyHttp for Gateway {
         };
         upstream::rewrite_request(req, self.upstream.settings(), &fwd)?;
         ctx.upstream_start = Some(Instant::now());
+        self.client_trace(ctx, req);
         if ctx.body_read_early {
             // The client was told to continue already; Dify gets the whole body at once.
             req.remove_header(&http::header::EXPECT);
@@ -316,6 +321,8 @@ impl ProxyHttp for Gateway {
             mode: if ctx.streaming { "streaming" } else { "blocking" },
         };
         self.metrics.record_request(&labels, elapsed.as_secs_f64());
+        self.end_traces(ctx, labels.method, status);
+        let trace_id = ctx.trace.as_ref().and_then(crate::otel::trace_id);
         tracing::info!(
             target: "access",
             request_id = %ctx.request_id,
@@ -329,6 +336,7 @@ impl ProxyHttp for Gateway {
             response_bytes = session.body_bytes_sent(),
             auth_failure = ctx.auth_failure.map(|a| a.reason()),
             cache = ctx.cache_status,
+            trace_id,
             prompt_tokens = usage.map(|u| u.prompt_tokens),
             completion_tokens = usage.map(|u| u.completion_tokens),
             upstream_failure = ctx.upstream_failure.map(|f| f.label()),

@@ -81,6 +81,23 @@ impl Env {
         Self::with(Setup::default()).await
     }
 
+    /// Like [`Env::with`], exporting traces to `otlp_endpoint`.
+    pub async fn with_telemetry(setup: Setup, otlp_endpoint: &str) -> Env {
+        let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), setup.sim.clone())
+            .await
+            .unwrap();
+        let toml = config_toml(&sim.base_url(), &setup).replace(
+            "[telemetry]\nlog_format = \"json\"",
+            &format!("[telemetry]\nlog_format = \"json\"\notlp_endpoint = \"{otlp_endpoint}\""),
+        );
+        let gw = Gateway::start(&toml).await;
+        Env {
+            sim,
+            gw,
+            http: client(),
+        }
+    }
+
     pub async fn with(setup: Setup) -> Env {
         let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), setup.sim.clone())
             .await
