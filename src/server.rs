@@ -12,7 +12,7 @@ use crate::otel::Otel;
 use crate::ownership::Ownership;
 use crate::proxy::Gateway;
 use crate::state::SharedSnapshot;
-use crate::stopper::{ActiveStreams, ShutdownStops, Stopper};
+use crate::stopper::{ActiveStreams, ShutdownStops, Stopper, after_grace};
 use crate::upstream::Upstream;
 use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
@@ -148,10 +148,9 @@ struct OtelFlush {
 #[async_trait]
 impl BackgroundService for OtelFlush {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        if shutdown.changed().await.is_err() {
+        if !after_grace(&mut shutdown, self.grace).await {
             return;
         }
-        tokio::time::sleep(self.grace).await;
         let otel = self.otel.clone();
         let _ = tokio::time::timeout(STOP_MARGIN, tokio::task::spawn_blocking(move || otel.flush())).await;
     }

@@ -156,6 +156,15 @@ impl ActiveStreams {
     }
 }
 
+/// Waits for the shutdown signal, then for `grace`; false when the signal can no longer come.
+pub async fn after_grace(shutdown: &mut ShutdownWatch, grace: Duration) -> bool {
+    if shutdown.changed().await.is_err() {
+        return false;
+    }
+    tokio::time::sleep(grace).await;
+    true
+}
+
 /// On SIGTERM: waits the grace period, then stops every generation whose stream is still open,
 /// before Pingora shuts its runtimes down.
 pub struct ShutdownStops {
@@ -170,10 +179,9 @@ pub struct ShutdownStops {
 #[async_trait]
 impl BackgroundService for ShutdownStops {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        if shutdown.changed().await.is_err() {
+        if !after_grace(&mut shutdown, self.grace).await {
             return;
         }
-        tokio::time::sleep(self.grace).await;
         let open = self.streams.snapshot();
         if !open.is_empty() {
             tracing::info!(

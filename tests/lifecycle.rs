@@ -24,14 +24,7 @@ async fn sigterm_lets_open_streams_finish_then_exits() {
     let mut body = resp.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
     assert!(!first.is_empty());
-    let pid = env.gw.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    env.gw.terminate();
     let mut rest = String::from_utf8_lossy(&first).into_owned();
     while let Some(c) = body.next().await {
         rest.push_str(&String::from_utf8_lossy(&c.unwrap()));
@@ -41,17 +34,7 @@ async fn sigterm_lets_open_streams_finish_then_exits() {
         "message_end",
         "stream cut by SIGTERM"
     );
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = env.gw.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "gateway did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = env.gw.wait_exit(20).await;
     assert!(status.success(), "{status:?}");
 }
 

@@ -19,6 +19,18 @@ fn stream_request(env: &Env, tok: &str, events: u32, interval_ms: u32) -> reqwes
         .json(&json!({"inputs": {"topic": "tea"}, "response_mode": "streaming", "user": "bob"}))
 }
 
+/// Calls stop for `task` as `bob`; returns the status.
+async fn stop(env: &Env, tok: &str, task: &str) -> u16 {
+    let url = env.url(&format!("/v1/completion-messages/{task}/stop"));
+    let r = env
+        .http
+        .post(url)
+        .header("authorization", bearer(tok))
+        .json(&json!({"user": "bob"}))
+        .send();
+    r.await.unwrap().status().as_u16()
+}
+
 /// Reads until the first complete event and returns the text so far plus the rest of the stream.
 async fn first_event(
     resp: reqwest::Response,
@@ -83,15 +95,7 @@ async fn a_finished_stream_is_not_stopped_and_a_clients_stop_is_forwarded() {
     let resp = stream_request(&env, &tok, 200, 50).send().await.unwrap();
     let (mut seen, mut body) = first_event(resp).await;
     let task = task_id(&seen);
-    let stop = env
-        .http
-        .post(env.url(&format!("/v1/completion-messages/{task}/stop")))
-        .header("authorization", bearer(&tok))
-        .json(&json!({"user": "bob"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stop.status(), 200);
+    assert_eq!(stop(&env, &tok, &task).await, 200);
     while let Some(c) = body.next().await {
         seen.push_str(&String::from_utf8_lossy(&c.unwrap()));
     }
@@ -118,14 +122,7 @@ async fn sigterm_stops_streams_that_outlast_the_grace_period() {
     let resp = stream_request(&env, &tok, 400, 50).send().await.unwrap();
     let (mut seen, mut body) = first_event(resp).await;
     let task = task_id(&seen);
-    let pid = env.gw.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    env.gw.terminate();
     while let Some(Ok(c)) = body.next().await {
         seen.push_str(&String::from_utf8_lossy(&c));
     }
@@ -142,7 +139,7 @@ async fn sigterm_stops_streams_that_outlast_the_grace_period() {
         "message_end",
         "stream cut before Dify ended it"
     );
-    let status = eventually(20, "the gateway to exit", || env.gw.child.try_wait().unwrap()).await;
+    let status = env.gw.wait_exit(20).await;
     assert!(status.success());
 }
 
@@ -170,15 +167,7 @@ async fn frames_split_anywhere_are_read() {
     );
     // The task id was read from the split frames: the owner's stop is forwarded.
     let task = events[0]["task_id"].as_str().unwrap();
-    let stop = env
-        .http
-        .post(env.url(&format!("/v1/completion-messages/{task}/stop")))
-        .header("authorization", bearer(&tok))
-        .json(&json!({"user": "bob"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stop.status(), 200);
+    assert_eq!(stop(&env, &tok, task).await, 200);
     assert_eq!(env.sim.stop_calls().len(), 1);
 }
 
