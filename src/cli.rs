@@ -91,7 +91,10 @@ pub fn run(cli: Cli) -> ExitCode {
                 return usage("check needs --config FILE");
             };
             match load_or_report(&path) {
-                Ok(_) => {
+                Ok(settings) => {
+                    for w in &settings.warnings {
+                        eprintln!("warning: {w}");
+                    }
                     println!("{}: ok", path.display());
                     ExitCode::SUCCESS
                 }
@@ -123,7 +126,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 return usage("give --config FILE (or a command; see --help)");
             };
             match load_or_report(&path) {
-                Ok(settings) => serve(settings),
+                Ok(settings) => serve(settings, Some(path)),
                 Err(code) => code,
             }
         }
@@ -131,9 +134,12 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 /// Runs the gateway until a signal stops it.
-pub fn serve(settings: Settings) -> ExitCode {
+pub fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
     crate::telemetry::init_logging(&settings.telemetry);
-    match crate::server::build(settings) {
+    for w in &settings.warnings {
+        tracing::warn!(message = "Configuration warning.", warning = %w);
+    }
+    match crate::server::build(settings, config_path) {
         Ok(server) => server.run_forever(),
         Err(e) => {
             eprintln!("dify-gateway: {e}");

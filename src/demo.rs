@@ -36,7 +36,7 @@ pub fn run(path: &Path) -> ExitCode {
             println!("{banner}");
         }
     });
-    serve(settings)
+    serve(settings, Some(path.to_path_buf()))
 }
 
 fn sim_addr(s: &Settings) -> Option<SocketAddr> {

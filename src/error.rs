@@ -123,6 +123,28 @@ pub enum UpstreamFailure {
 }
 
 impl UpstreamFailure {
+    /// What the client is told.
+    pub fn answer(self) -> GatewayError {
+        let (kind, msg) = match self {
+            Self::Refused => (
+                ErrorKind::BadGateway,
+                "Dify refused the connection or is unreachable",
+            ),
+            Self::Resolve => (ErrorKind::BadGateway, "Dify's address could not be resolved"),
+            Self::ConnectTimeout => (
+                ErrorKind::GatewayTimeout,
+                "Dify did not accept the connection in time",
+            ),
+            Self::Timeout => (ErrorKind::GatewayTimeout, "Dify did not answer in time"),
+            Self::Tls => (ErrorKind::BadGateway, "TLS handshake with Dify failed"),
+            Self::Broken => (
+                ErrorKind::BadGateway,
+                "Dify closed the connection or sent an invalid response",
+            ),
+        };
+        GatewayError::new(kind, msg)
+    }
+
     /// Metric label.
     pub fn label(self) -> &'static str {
         match self {
@@ -167,24 +189,7 @@ pub fn classify(etype: &ErrorType, source: &ErrorSource) -> (Option<GatewayError
         },
         ErrorSource::Upstream => {
             let f = upstream_failure(etype);
-            let (kind, msg) = match f {
-                UpstreamFailure::Refused => (
-                    ErrorKind::BadGateway,
-                    "Dify refused the connection or is unreachable",
-                ),
-                UpstreamFailure::Resolve => (ErrorKind::BadGateway, "Dify's address could not be resolved"),
-                UpstreamFailure::ConnectTimeout => (
-                    ErrorKind::GatewayTimeout,
-                    "Dify did not accept the connection in time",
-                ),
-                UpstreamFailure::Timeout => (ErrorKind::GatewayTimeout, "Dify did not answer in time"),
-                UpstreamFailure::Tls => (ErrorKind::BadGateway, "TLS handshake with Dify failed"),
-                UpstreamFailure::Broken => (
-                    ErrorKind::BadGateway,
-                    "Dify closed the connection or sent an invalid response",
-                ),
-            };
-            (Some(gw(kind, msg)), Some(f))
+            (Some(f.answer()), Some(f))
         }
         ErrorSource::Internal | ErrorSource::Unset => match etype {
             E::ConnectTimedout | E::ConnectRefused | E::ConnectNoRoute | E::ConnectError => {
@@ -198,7 +203,8 @@ pub fn classify(etype: &ErrorType, source: &ErrorSource) -> (Option<GatewayError
     }
 }
 
-fn upstream_failure(etype: &ErrorType) -> UpstreamFailure {
+/// The kind of an upstream failure reported by Pingora.
+pub fn upstream_failure(etype: &ErrorType) -> UpstreamFailure {
     use ErrorType as E;
     match etype {
         E::ConnectTimedout => UpstreamFailure::ConnectTimeout,

@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod otel;
 pub mod ownership;
 pub mod proxy;
+pub mod reload;
 pub mod route;
 pub mod scope;
 pub mod secret;

@@ -56,6 +56,7 @@ pub struct Metrics {
     sse_events: IntCounterVec,
     cache_lookups: IntCounterVec,
     redis_errors: IntCounterVec,
+    config_reloads: IntCounterVec,
     upstream_first_byte: HistogramVec,
     ttft: HistogramVec,
     stream_duration: HistogramVec,
@@ -128,6 +129,12 @@ impl Metrics {
             "Redis calls that failed, timed out or were skipped by the circuit breaker.",
             &["op", "kind"],
         )?;
+        let config_reloads = counter(
+            reg,
+            "config_reloads_total",
+            "Configuration reloads (SIGHUP), by outcome (applied, rejected).",
+            &["outcome"],
+        )?;
         let histogram = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
             let h = HistogramVec::new(
                 HistogramOpts::new(format!("{PREFIX}{name}"), help).buckets(buckets.to_vec()),
@@ -192,6 +199,7 @@ impl Metrics {
             sse_events,
             cache_lookups,
             redis_errors,
+            config_reloads,
             upstream_first_byte,
             ttft,
             stream_duration,
@@ -263,6 +271,11 @@ impl Metrics {
                 .with_label_values(&[tenant, app, currency_label(currency)])
                 .inc_by(amount);
         }
+    }
+
+    /// Counts a configuration reload (`outcome` from a closed set).
+    pub fn config_reload(&self, outcome: &'static str) {
+        self.config_reloads.with_label_values(&[outcome]).inc();
     }
 
     /// Counts a cache lookup (all labels from closed sets).

@@ -17,7 +17,18 @@ pub struct Otel {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     /// The tonic exporter's connection runs on this runtime; it must outlive the provider.
-    _runtime: tokio::runtime::Runtime,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Otel {
+    /// Pingora may drop the last handle on one of its runtime threads, where dropping a runtime
+    /// would panic: shut it down in the background instead.
+    fn drop(&mut self) {
+        let _ = self.provider.shutdown_with_timeout(Duration::from_secs(1));
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl Otel {
@@ -52,7 +63,7 @@ impl Otel {
         Ok(Self {
             provider,
             tracer,
-            _runtime: runtime,
+            runtime: Some(runtime),
         })
     }
 

@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::otel::Otel;
 use crate::ownership::Ownership;
 use crate::proxy::Gateway;
+use crate::reload::Reloader;
 use crate::state::SharedSnapshot;
 use crate::stopper::{ActiveStreams, ShutdownStops, Stopper, after_grace};
 use crate::upstream::Upstream;
@@ -42,7 +43,7 @@ pub fn server_conf(s: &Settings) -> ServerConf {
 }
 
 /// Builds the server with all its services, ready to run.
-pub fn build(settings: Settings) -> Result<Server, String> {
+pub fn build(settings: Settings, config_path: Option<std::path::PathBuf>) -> Result<Server, String> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&settings));
     server.bootstrap();
     let registry = Registry::new();
@@ -72,6 +73,7 @@ pub fn build(settings: Settings) -> Result<Server, String> {
         .then(|| MetadataCache::new(&settings.cache, upstream.clone(), redis.clone(), metrics.clone()));
     let metrics_for_sync = metrics.clone();
     let snapshot = Arc::new(SharedSnapshot::new(settings.snapshot));
+    let snapshot_for_reload = snapshot.clone();
     let gateway = Gateway {
         snapshot: snapshot.clone(),
         upstream: upstream.clone(),
@@ -100,6 +102,14 @@ pub fn build(settings: Settings) -> Result<Server, String> {
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(background_service("shutdown stops", shutdown_stops));
+    if let Some(path) = config_path {
+        let reloader = Reloader {
+            path,
+            snapshot: snapshot_for_reload,
+            metrics: metrics_for_sync.clone(),
+        };
+        server.add_service(background_service("config reload", reloader));
+    }
     if let Some(otel) = otel {
         let flush = OtelFlush {
             otel,

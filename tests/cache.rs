@@ -321,3 +321,52 @@ async fn error_answers_are_never_cached() {
     }
     assert_eq!(fetches(&env, "/v1/parameters"), 3);
 }
+
+#[tokio::test]
+async fn a_stop_reaching_another_replica_is_forwarded_through_redis() {
+    let redis = Redis::start().await;
+    let extra = format!("redis_url = \"{}\"", redis.url());
+    let env = Env::with(cache_setup(&extra)).await;
+    let gw2 = Gateway::start(&config_toml(&env.sim.base_url(), &cache_setup(&extra))).await;
+    let tok = token("acme", None);
+    let resp = env
+        .http
+        .post(env.url("/v1/completion-messages"))
+        .header("authorization", bearer(&tok))
+        .header("x-sim-events", "200")
+        .header("x-sim-event-interval-ms", "50")
+        .json(&serde_json::json!({"inputs": {"topic": "t"}, "response_mode": "streaming", "user": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = futures_util::StreamExt::boxed(resp.bytes_stream());
+    let mut seen = String::new();
+    while !seen.contains("\n\n") {
+        seen.push_str(&String::from_utf8_lossy(
+            &futures_util::StreamExt::next(&mut body).await.unwrap().unwrap(),
+        ));
+    }
+    let task = data_events(&seen)[0]["task_id"].as_str().unwrap().to_string();
+    // The owner record travels through Redis: wait until it is there, then stop on the other replica.
+    eventually(5, "the task owner in Redis", || {
+        redis
+            .command(&format!("EXISTS dify-gw:own:v1:task:{task}"))
+            .ends_with('1')
+            .then_some(())
+    })
+    .await;
+    let url = gw2.url(&format!("/v1/completion-messages/{task}/stop"));
+    let r = env
+        .http
+        .post(url)
+        .header("authorization", bearer(&tok))
+        .json(&serde_json::json!({"user": "bob"}))
+        .send();
+    assert_eq!(r.await.unwrap().status(), 200);
+    let calls = env.sim.stop_calls();
+    assert_eq!(calls.len(), 1, "the stop was not forwarded by the other replica");
+    assert_eq!(
+        (calls[0].key.as_str(), calls[0].user.as_str(), calls[0].applied),
+        (KEY_ACME_WRITER, "acme:bob", true)
+    );
+}

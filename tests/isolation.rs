@@ -351,3 +351,32 @@ async fn app_wide_endpoints_are_closed_on_shared_apps() {
         .send();
     assert_eq!(r.await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn a_refused_body_after_100_continue_still_gets_its_answer() {
+    use std::io::{Read, Write};
+    let env = Env::start().await;
+    let body = r#"{"inputs": {}, "response_mode": "streaming", "user": {"x": 1}}"#;
+    let mut s = std::net::TcpStream::connect(env.gw.addr).unwrap();
+    write!(
+        s,
+        "POST /v1/completion-messages HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        token("acme", None),
+        body.len()
+    )
+    .unwrap();
+    let mut cont = [0u8; 25];
+    s.read_exact(&mut cont).unwrap();
+    assert!(
+        cont.starts_with(b"HTTP/1.1 100 Continue\r\n"),
+        "{}",
+        String::from_utf8_lossy(&cont)
+    );
+    s.write_all(body.as_bytes()).unwrap();
+    let mut rest = String::new();
+    s.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("HTTP/1.1 400"), "{rest}");
+    assert!(rest.contains("invalid_param"), "{rest}");
+    assert_eq!(env.upstream_count(), 0);
+}

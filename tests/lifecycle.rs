@@ -68,3 +68,45 @@ async fn admin_endpoints_answer() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn sighup_reloads_tenants_and_rejects_a_bad_file() {
+    let env = Env::start().await;
+    let path = env.gw.dir.path().join("gateway.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let newco = token("newco", None);
+    let get = |tok: String| {
+        env.http
+            .get(env.url("/v1/meta"))
+            .header("authorization", bearer(&tok))
+            .send()
+    };
+    assert_eq!(get(newco.clone()).await.unwrap().status(), 403);
+    let added = format!(
+        "{original}\n[[tenants]]\nid = \"newco\"\n[[tenants.apps]]\nname = \"writer\"\napi_key = \"{KEY_GLOBEX}\"\n"
+    );
+    std::fs::write(&path, added).unwrap();
+    let hup = |pid: u32| {
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(hup(env.gw.child.id()).success());
+    env.gw
+        .metrics_contain("dify_gateway_config_reloads_total{outcome=\"applied\"} 1")
+        .await;
+    assert_eq!(get(newco.clone()).await.unwrap().status(), 200);
+    assert_eq!(
+        env.sim.requests().last().unwrap().authorization.as_deref(),
+        Some(format!("Bearer {KEY_GLOBEX}").as_str())
+    );
+    // A broken file is refused whole: the running tenants stay.
+    std::fs::write(&path, format!("{original}\n[[tenants]]\nid = \"\"\n")).unwrap();
+    assert!(hup(env.gw.child.id()).success());
+    env.gw
+        .metrics_contain("dify_gateway_config_reloads_total{outcome=\"rejected\"} 1")
+        .await;
+    assert_eq!(get(newco).await.unwrap().status(), 200);
+    assert_eq!(get(token("acme", None)).await.unwrap().status(), 200);
+}

@@ -1,6 +1,7 @@
 //! Fills the cache from Dify (request step 3 for cached endpoints): one GET with the app key, the
 //! body read under a cap. Runs in its own task so that a client leaving does not waste the answer.
 
+use crate::error::{UpstreamFailure, upstream_failure};
 use crate::upstream::{self, Forwarding, Upstream};
 use bytes::BytesMut;
 use pingora::connectors::http::Connector;
@@ -23,13 +24,22 @@ pub struct Fetched {
     pub www_authenticate: Option<String>,
 }
 
-/// Why no answer came.
+/// Why no answer came: the failure's kind (as for proxied requests) and a detail for logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchError {
-    /// No answer in time.
-    Timeout,
-    /// Connection or protocol failure.
-    Failed(String),
+pub struct FetchError {
+    /// Kind, for the answer and the metric.
+    pub kind: UpstreamFailure,
+    /// What happened.
+    pub detail: String,
+}
+
+impl FetchError {
+    fn new(kind: UpstreamFailure, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+        }
+    }
 }
 
 /// Fetches from Dify.
@@ -55,16 +65,16 @@ impl Fetcher {
     pub async fn get(&self, path: &str, api_key: &str, request_id: &str) -> Result<Fetched, FetchError> {
         match tokio::time::timeout(self.timeout, self.send(path, api_key, request_id)).await {
             Ok(r) => r,
-            Err(_) => Err(FetchError::Timeout),
+            Err(_) => Err(FetchError::new(UpstreamFailure::Timeout, "fill timed out")),
         }
     }
 
     async fn send(&self, path: &str, api_key: &str, request_id: &str) -> Result<Fetched, FetchError> {
-        let fail = |e: Box<pingora::Error>| FetchError::Failed(e.to_string());
+        let fail = |e: Box<pingora::Error>| FetchError::new(upstream_failure(e.etype()), e.to_string());
         let peer = self
             .upstream
             .peer()
-            .ok_or(FetchError::Failed("upstream not resolved".into()))?;
+            .ok_or(FetchError::new(UpstreamFailure::Resolve, "upstream not resolved"))?;
         let mut req = RequestHeader::build("GET", path.as_bytes(), None).map_err(fail)?;
         let fwd = Forwarding {
             api_key,
@@ -85,7 +95,7 @@ impl Fetcher {
                     header("www-authenticate"),
                 )
             }
-            None => return Err(FetchError::Failed("no response header".into())),
+            None => return Err(FetchError::new(UpstreamFailure::Broken, "no response header")),
         };
         let mut body = BytesMut::new();
         let mut truncated = false;

@@ -133,11 +133,12 @@ impl MetadataCache {
         let key = CacheKey::new(api_key, endpoint);
         let policy = self.policies[endpoint.index()];
         let now = now_ms();
-        let mut held = self.l1.get(&key);
-        let tier = if held.is_some() { "l1" } else { "l2" };
+        // One outcome per tier consulted: l1 hit | stale | expired | miss, then (on an l1 miss) l2.
+        let (mut held, mut tier) = (self.l1.get(&key), "l1");
         if held.is_none() {
             self.metrics.cache_lookup(endpoint.name(), "l1", "miss");
             held = self.lookup_l2(&key).await;
+            tier = "l2";
         }
         if let Some(e) = &held {
             match policy.freshness(e.age(now)) {
@@ -151,7 +152,9 @@ impl MetadataCache {
                     drop(self.fill(key, api_key, request_id));
                     return serve(e, now, Served::StaleWhileRevalidate);
                 }
-                Freshness::StaleIfError | Freshness::Expired => {}
+                Freshness::StaleIfError | Freshness::Expired => {
+                    self.metrics.cache_lookup(endpoint.name(), tier, "expired");
+                }
             }
         }
         let fetched = self.fill(key, api_key, request_id).await;
@@ -175,12 +178,13 @@ impl MetadataCache {
         }
     }
 
+    /// The Redis tier's entry; counts `miss` or `bypass` (Redis down); a found entry is counted by
+    /// the caller once its freshness is known.
     async fn lookup_l2(&self, key: &CacheKey) -> Option<Arc<Entry>> {
         let l2 = self.l2.as_ref()?;
         let name = key.endpoint.name();
-        if !l2.is_up() {
-            self.metrics.cache_lookup(name, "l2", "bypass");
-        }
+        // With the circuit open the call is skipped (or is the breaker's probe): count it apart.
+        let up = l2.is_up();
         match l2.get(&key.redis_key()).await {
             Some(e) => {
                 let e = Arc::new(e);
@@ -188,7 +192,8 @@ impl MetadataCache {
                 Some(e)
             }
             None => {
-                self.metrics.cache_lookup(name, "l2", "miss");
+                self.metrics
+                    .cache_lookup(name, "l2", if up { "miss" } else { "bypass" });
                 None
             }
         }
@@ -221,10 +226,12 @@ impl MetadataCache {
             r
         });
         let fill = async move {
-            Arc::new(
-                task.await
-                    .unwrap_or_else(|e| Err(FetchError::Failed(format!("fill task: {e}")))),
-            )
+            Arc::new(task.await.unwrap_or_else(|e| {
+                Err(FetchError {
+                    kind: crate::error::UpstreamFailure::Broken,
+                    detail: format!("fill task: {e}"),
+                })
+            }))
         }
         .boxed()
         .shared();

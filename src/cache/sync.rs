@@ -39,7 +39,8 @@ impl BackgroundService for RedisSync {
                 if let Err(e) = self.listen().await {
                     tracing::debug!(message = "Invalidation channel lost.", error = %e);
                 }
-                self.metrics.redis_up.set(i64::from(self.redis.is_up()));
+                // No pub/sub connection: Redis is not usable, whatever the breaker says.
+                self.metrics.redis_up.set(0);
                 tokio::time::sleep(RETRY).await;
             }
         };

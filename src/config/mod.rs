@@ -38,6 +38,8 @@ pub struct Settings {
     pub signing_key: Option<(String, Secret)>,
     /// Tenants, apps and JWT keys: the part a reload replaces.
     pub snapshot: Snapshot,
+    /// Settings that are valid but likely mistakes, by key path.
+    pub warnings: Vec<String>,
 }
 
 /// `[server]`, typed.

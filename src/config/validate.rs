@@ -72,7 +72,9 @@ pub fn validate(raw: FileConfig, base: &Path) -> Result<Settings, Vec<String>> {
         return Err(p.0);
     }
     let verifier = JwtVerifier::new(keys, policy, raw.auth.token_cache_entries);
+    let warnings = warnings(&upstream);
     Ok(Settings {
+        warnings,
         server,
         upstream,
         streams,
@@ -202,6 +204,19 @@ fn streams(p: &mut Problems, raw: &FileConfig) -> StreamSettings {
         max_json_body: size("max_json_body", &s.max_json_body),
         max_blocking_body: size("max_blocking_body", &s.max_blocking_body),
     }
+}
+
+/// Valid settings that are probably mistakes.
+fn warnings(u: &UpstreamSettings) -> Vec<String> {
+    let mut out = Vec::new();
+    if u.stream_idle_timeout < Duration::from_secs(15) {
+        out.push(format!(
+            "upstream.stream_idle_timeout: {:?} is close to Dify's 10 s ping interval; streams waiting for a \
+             slow first token may be cut",
+            u.stream_idle_timeout
+        ));
+    }
+    out
 }
 
 /// The cached endpoints, in the order of [`CacheSettings::ttl`].

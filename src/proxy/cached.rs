@@ -7,9 +7,7 @@ use super::ctx::RequestCtx;
 use super::respond::{self, LocalAnswer};
 use crate::cache::Answer;
 use crate::cache::entry::{Served, etag_matches};
-use crate::cache::fetch::FetchError;
 use crate::cache::key::Cached;
-use crate::error::{ErrorKind, GatewayError, UpstreamFailure};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
@@ -33,26 +31,10 @@ impl Gateway {
         match cache.answer(&key, endpoint, &ctx.request_id).await {
             Answer::Bypass => Ok(false),
             Answer::Failed(e) => {
-                let (kind, failure, msg) = match e {
-                    FetchError::Timeout => (
-                        ErrorKind::GatewayTimeout,
-                        UpstreamFailure::Timeout,
-                        "Dify did not answer in time",
-                    ),
-                    FetchError::Failed(_) => (
-                        ErrorKind::BadGateway,
-                        UpstreamFailure::Refused,
-                        "Dify refused the connection or is unreachable",
-                    ),
-                };
-                ctx.upstream_failure = Some(failure);
-                self.metrics.upstream_error(failure.label());
-                respond::send(
-                    session,
-                    &LocalAnswer::from(&GatewayError::new(kind, msg)),
-                    &ctx.request_id,
-                )
-                .await?;
+                tracing::debug!(message = "Cache fill from Dify failed.", detail = %e.detail);
+                ctx.upstream_failure = Some(e.kind);
+                self.metrics.upstream_error(e.kind.label());
+                respond::send(session, &LocalAnswer::from(&e.kind.answer()), &ctx.request_id).await?;
                 Ok(true)
             }
             Answer::Serve {

@@ -290,7 +290,7 @@ impl ProxyHttp for Gateway {
             }
         };
         let code = answer.as_ref().map_or(0, |a| a.status);
-        if let (Some(answer), None) = (&answer, session.response_written())
+        if let (Some(answer), None) = (&answer, final_response(session))
             && let Err(write_err) = respond::send(session, answer, &ctx.request_id).await
         {
             tracing::debug!(message = "Could not send error response.", error = %write_err);
@@ -302,7 +302,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
+        let status = final_response(session).map(|r| r.status.as_u16()).unwrap_or(0);
         if ctx.streaming {
             self.metrics.active_streams.dec();
         }
@@ -343,6 +343,13 @@ impl ProxyHttp for Gateway {
             error = e.map(|e| e.etype().as_str()),
         );
     }
+}
+
+/// The final response head sent to the client, if any (a `100 Continue` is not one).
+fn final_response(session: &Session) -> Option<&ResponseHeader> {
+    session
+        .response_written()
+        .filter(|r| !r.status.is_informational())
 }
 
 impl Gateway {

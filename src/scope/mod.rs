@@ -5,6 +5,7 @@
 
 pub mod json;
 pub mod multipart;
+pub mod params;
 
 /// Dify's shared end user for requests without `user`; scoped per tenant like any other.
 pub const DEFAULT_USER: &str = "DEFAULT-USER";

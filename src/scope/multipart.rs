@@ -3,7 +3,7 @@
 //! (at most 16 KiB) and the `user` value (at most 4 KiB) are held. Without a `user` field the
 //! tenant's own `DEFAULT-USER` is added, so no upload lands in Dify's end user shared by everyone.
 
-use super::{DEFAULT_USER, scoped};
+use super::{DEFAULT_USER, params, scoped};
 
 const MAX_HEADERS: usize = 16 * 1024;
 const MAX_USER: usize = 4 * 1024;
@@ -36,6 +36,8 @@ pub struct MultipartScoper {
     state: State,
     skip: usize,
     saw_user: bool,
+    /// Bytes at the front of `pending` already searched for the current state's needle.
+    scanned: usize,
     /// The `user` Dify will see, once known.
     pub dify_user: Option<String>,
 }
@@ -44,50 +46,16 @@ pub struct MultipartScoper {
 /// extended (`boundary*=`) or invalid boundary (RFC 2046: 1–70 characters of a fixed set) gives none,
 /// so that a body whose boundary Dify might read differently is refused rather than passed on.
 pub fn boundary(content_type: &str) -> Option<String> {
-    let mut params = split_params(content_type).into_iter();
-    let mime = params.next()?;
-    if !mime.trim().eq_ignore_ascii_case("multipart/form-data") {
+    let p = params::parse(content_type)?;
+    if !p.head.eq_ignore_ascii_case("multipart/form-data") {
         return None;
     }
-    let mut found = None;
-    for p in params {
-        let (k, v) = p.split_once('=')?;
-        let k = k.trim().to_ascii_lowercase();
-        if k.starts_with("boundary") && k != "boundary" {
-            return None;
-        }
-        if k == "boundary" {
-            if found.is_some() {
-                return None;
-            }
-            let v = v.trim();
-            let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
-            found = Some(v.to_string());
-        }
-    }
-    found.filter(|b| {
+    p.get("boundary").map(str::to_string).filter(|b| {
         (1..=70).contains(&b.len())
             && !b.ends_with(' ')
             && b.bytes()
                 .all(|c| c.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&c))
     })
-}
-
-/// Splits a header value on `;` outside double quotes.
-fn split_params(value: &str) -> Vec<&str> {
-    let (mut out, mut start, mut quoted) = (Vec::new(), 0, false);
-    for (i, c) in value.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ';' if !quoted => {
-                out.push(&value[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&value[start..]);
-    out
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -105,6 +73,7 @@ impl MultipartScoper {
             state: State::Pass,
             skip: 2,
             saw_user: false,
+            scanned: 0,
             dify_user: None,
         }
     }
@@ -135,6 +104,7 @@ impl MultipartScoper {
     /// Emits `pending[..n]` and removes it.
     fn emit_front(&mut self, n: usize, out: &mut Vec<u8>) {
         let front: Vec<u8> = self.pending.drain(..n).collect();
+        self.scanned = self.scanned.saturating_sub(n);
         self.emit(&front, out);
     }
 
@@ -146,6 +116,7 @@ impl MultipartScoper {
                 Some(i) => {
                     self.emit_front(i, out);
                     self.state = State::AfterDelimiter;
+                    self.scanned = 0;
                     Ok(true)
                 }
                 None => {
@@ -158,10 +129,12 @@ impl MultipartScoper {
                 Some(i) => {
                     let value = String::from_utf8_lossy(&self.pending[..i]).into_owned();
                     self.pending.drain(..i);
+                    self.scanned = 0;
                     let user = scoped(&self.tenant, &value);
                     self.emit(user.as_bytes(), out);
                     self.dify_user = Some(user);
                     self.state = State::AfterDelimiter;
+                    self.scanned = 0;
                     Ok(true)
                 }
                 None if self.pending.len() > MAX_USER + dl => Err(Malformed),
@@ -176,13 +149,15 @@ impl MultipartScoper {
                         self.inject_default_user(out);
                     }
                     self.state = State::Epilogue;
+                    self.scanned = 0;
                 } else {
                     self.emit_front(dl, out);
                     self.state = State::Headers;
+                    self.scanned = 0;
                 }
                 Ok(true)
             }
-            State::Headers => match find(&self.pending, b"\r\n\r\n") {
+            State::Headers => match self.find_from_scanned(b"\r\n\r\n") {
                 Some(i) => {
                     let is_user = is_user_field(&self.pending[..i])?;
                     self.emit_front(i + 4, out);
@@ -190,8 +165,10 @@ impl MultipartScoper {
                     if is_user {
                         self.saw_user = true;
                         self.state = State::User;
+                        self.scanned = 0;
                     } else {
                         self.state = State::Pass;
+                        self.scanned = 0;
                     }
                     Ok(true)
                 }
@@ -208,9 +185,11 @@ impl MultipartScoper {
 
     /// Where the next `CRLF--boundary` starts in what is held. A boundary after a bare LF or CR is one
     /// werkzeug would accept and this rewriter would not see: the body is refused.
-    fn next_delimiter(&self) -> Result<Option<usize>, Malformed> {
+    fn next_delimiter(&mut self) -> Result<Option<usize>, Malformed> {
         let dashed = &self.delim[2..];
-        let mut from = 0;
+        // Only what arrived since the last look (and a needle's length before it) is searched, so
+        // a body sent in tiny chunks costs O(bytes), not O(bytes x held).
+        let mut from = self.scanned.saturating_sub(dashed.len() + 2);
         while let Some(at) = find(&self.pending[from..], dashed).map(|i| i + from) {
             let before = &self.pending[at.saturating_sub(2)..at];
             if before == b"\r\n" {
@@ -221,7 +200,16 @@ impl MultipartScoper {
             }
             from = at + 1;
         }
+        self.scanned = self.pending.len();
         Ok(None)
+    }
+
+    /// Where `needle` starts in what is held, searching only past what was searched before.
+    fn find_from_scanned(&mut self, needle: &[u8]) -> Option<usize> {
+        let from = self.scanned.saturating_sub(needle.len() - 1);
+        let found = find(&self.pending[from..], needle).map(|i| i + from);
+        self.scanned = if found.is_some() { 0 } else { self.pending.len() };
+        found
     }
 
     fn inject_default_user(&mut self, out: &mut Vec<u8>) {
@@ -240,7 +228,8 @@ fn is_user_field(headers: &[u8]) -> Result<bool, Malformed> {
     let text = std::str::from_utf8(headers).map_err(|_| Malformed)?;
     let mut disposition = None;
     for line in text.split("\r\n").filter(|l| !l.is_empty()) {
-        if line.starts_with(' ') || line.starts_with('\t') {
+        // A bare CR or LF would end a line (or the block) for werkzeug but not here.
+        if line.starts_with(' ') || line.starts_with('\t') || line.contains(['\r', '\n']) {
             return Err(Malformed);
         }
         let (name, value) = line.split_once(':').ok_or(Malformed)?;
@@ -251,21 +240,8 @@ fn is_user_field(headers: &[u8]) -> Result<bool, Malformed> {
     let Some(value) = disposition else {
         return Ok(false);
     };
-    let mut name = None;
-    let mut file = false;
-    for p in split_params(value).into_iter().skip(1) {
-        let (k, v) = p.split_once('=').ok_or(Malformed)?;
-        let k = k.trim().to_ascii_lowercase();
-        let v = v.trim();
-        let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
-        match k.as_str() {
-            _ if k.ends_with('*') => return Err(Malformed),
-            "name" if name.replace(v.to_string()).is_some() => return Err(Malformed),
-            "filename" => file = true,
-            _ => {}
-        }
-    }
-    Ok(name.as_deref() == Some("user") && !file)
+    let p = params::parse(value).ok_or(Malformed)?;
+    Ok(p.get("name") == Some("user") && p.get("filename").is_none())
 }
 
 #[cfg(test)]

@@ -137,4 +137,19 @@ fn refuses_what_werkzeug_might_read_differently() {
          Content-Disposition: form-data; name=\"user\"\r\n\r\nbob\r\n--{B}--\r\n"
     );
     assert_eq!(run(twice.as_bytes(), &[]), Err(Malformed), "two dispositions");
+    for disposition in [
+        "form-data; name*0=user",
+        "form-data; x=a\"b; name=user; c\"",
+        "form-data; name=\"x\"\nContent-Disposition: form-data; name=\"user\"",
+    ] {
+        let body = format!("--{B}\r\nContent-Disposition: {disposition}\r\n\r\nbob\r\n--{B}--\r\n");
+        assert_eq!(run(body.as_bytes(), &[]), Err(Malformed), "{disposition}");
+    }
+    let lf_header =
+        format!("--{B}\r\nX-A: y\nContent-Disposition: form-data; name=\"user\"\r\n\r\nbob\r\n--{B}--\r\n");
+    assert_eq!(
+        run(lf_header.as_bytes(), &[]),
+        Err(Malformed),
+        "header split by a bare LF"
+    );
 }
