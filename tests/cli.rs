@@ -129,3 +129,28 @@ async fn token_command_signs_a_token_the_gateway_accepts() {
         Some(format!("Bearer {KEY_GLOBEX}").as_str())
     );
 }
+
+#[test]
+fn the_container_config_is_valid() {
+    let out = bin()
+        .args(["check", "--config", "deploy/gateway.toml"])
+        .env("DIFY_URL", "http://dify-api:5001")
+        .env("GW_JWT_SECRET", "a-deployment-secret-of-32-bytes-or-more")
+        .env("GW_ADMIN_TOKEN", "an-admin-token-0123456789")
+        .env("DIFY_KEY_ACME_WRITER", "app-key")
+        .env_remove("GW_REDIS_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Without its secrets it refuses to start, naming each missing one.
+    let out = bin()
+        .args(["check", "--config", "deploy/gateway.toml"])
+        .env_remove("GW_JWT_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("auth.keys[0].secret: environment variable GW_JWT_SECRET is not set")
+    );
+}
