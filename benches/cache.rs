@@ -11,7 +11,7 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use support::{Procs, percentile};
+use support::{Procs, arg, percentile};
 
 async fn latency(http: &reqwest::Client, url: &str, auth: &str, n: usize) -> (f64, f64, f64) {
     let mut ms = Vec::with_capacity(n);
@@ -61,13 +61,6 @@ async fn throughput(url: &str, auth: &str, conc: usize, secs: u64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     let n: usize = arg("--requests").and_then(|v| v.parse().ok()).unwrap_or(5000);
     let secs: u64 = arg("--seconds").and_then(|v| v.parse().ok()).unwrap_or(5);
     // The simulator answers metadata instantly by default; Dify reads it from its database.

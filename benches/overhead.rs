@@ -9,39 +9,13 @@
 mod support;
 
 use dify_gateway::metrics::{Metrics, RequestLabels};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use support::{Procs, percentile};
 
-#[derive(Clone, Default)]
-struct Collector(Arc<AtomicU64>);
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        r: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let n: usize = r
-            .into_inner()
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        self.0.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
+#[path = "../tests/common/otlp.rs"]
+mod otlp;
 
 fn metrics_cost() -> f64 {
     let reg = prometheus::Registry::new();
@@ -121,13 +95,7 @@ async fn main() {
         "time to first token, stream duration, SSE events): {:.0} ns\n",
         metrics_cost()
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let collector = Collector::default();
-    let server = tonic::transport::Server::builder()
-        .add_service(TraceServiceServer::new(collector.clone()))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
-    tokio::spawn(server);
+    let (addr, collector) = otlp::Collector::start().await;
     println!("| gateway, cache hit | p50 ms | p99 ms | requests/s at concurrency 32 |");
     println!("|---|---|---|---|");
     for (name, telemetry) in [
@@ -141,8 +109,5 @@ async fn main() {
         println!("| {name} | {p50:.3} | {p99:.3} | {rps:.0} |");
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    println!(
-        "\nSpans received by the collector: {}",
-        collector.0.load(Ordering::Relaxed)
-    );
+    println!("\nSpans received by the collector: {}", collector.spans().len());
 }

@@ -10,7 +10,7 @@ mod support;
 
 use futures_util::StreamExt;
 use std::time::{Duration, Instant};
-use support::{Procs, percentile};
+use support::{Procs, arg, percentile};
 
 /// One stream as a client saw it.
 struct StreamRun {
@@ -157,13 +157,6 @@ async fn capacity(p: &Procs, n: usize, ramp: usize, via_gateway: bool) -> (Summa
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     let latency_streams: usize = arg("--latency-streams")
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);

@@ -4,40 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::otlp::Collector;
 use common::*;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use parking_lot::Mutex;
 use serde_json::json;
-use std::sync::Arc;
-
-#[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<Span>>>);
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let spans = request
-            .into_inner()
-            .resource_spans
-            .into_iter()
-            .flat_map(|r| r.scope_spans)
-            .flat_map(|s| s.spans);
-        self.0.lock().extend(spans);
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
 
 fn attr(span: &Span, key: &str) -> Option<String> {
     span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
@@ -51,13 +22,7 @@ fn attr(span: &Span, key: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_completion_is_traced_end_to_end() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let collector = Collector::default();
-    let server = tonic::transport::Server::builder()
-        .add_service(TraceServiceServer::new(collector.clone()))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
-    tokio::spawn(server);
+    let (addr, collector) = Collector::start().await;
     let env = Env::with_telemetry(Setup::default(), &format!("http://{addr}")).await;
 
     let parent_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -75,7 +40,7 @@ async fn a_completion_is_traced_end_to_end() {
     let usage = events.last().unwrap()["metadata"]["usage"].clone();
 
     let spans = eventually(15, "two spans", || {
-        let s = collector.0.lock().clone();
+        let s = collector.spans();
         (s.len() >= 2).then_some(s)
     })
     .await;

@@ -123,11 +123,6 @@ impl MetadataCache {
         })
     }
 
-    /// The Redis tier, when configured.
-    pub fn redis(&self) -> Option<&Arc<redis::RedisTier>> {
-        self.l2.as_ref()
-    }
-
     /// Answers `endpoint` for the app with `api_key`.
     pub async fn answer(self: &Arc<Self>, api_key: &str, endpoint: Cached, request_id: &str) -> Answer {
         let key = CacheKey::new(api_key, endpoint);

@@ -202,8 +202,8 @@ impl ProxyHttp for Gateway {
                 "request body over the cap",
             ));
         }
-        let tenant = ctx.tenant.as_ref().map(|(t, _)| t.id.clone()).unwrap_or_default();
-        match body::filter(&mut ctx.body, body, eos, &tenant, self.streams.max_json_body) {
+        let tenant = ctx.tenant.as_ref().map_or("", |(t, _)| t.id.as_str());
+        match body::filter(&mut ctx.body, body, eos, tenant, self.streams.max_json_body) {
             Ok(None) => Ok(()),
             Ok(Some(facts)) => {
                 ctx.dify_user = facts.dify_user;

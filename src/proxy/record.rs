@@ -33,12 +33,10 @@ impl Gateway {
     /// generations (for stops at shutdown) up to date.
     pub(super) fn track_stream(&self, ctx: &mut RequestCtx) {
         let Some(seen) = ctx.watch.stream() else { return };
-        let (task, message, done) = (
-            seen.task_id.clone(),
-            seen.message_id.clone(),
-            seen.generation_done(),
-        );
-        if !ctx.recorded && task.is_some() {
+        let done = seen.generation_done();
+        // Called for every chunk: the ids are copied once, when they first show.
+        if !ctx.recorded && seen.task_id.is_some() {
+            let (task, message) = (seen.task_id.clone(), seen.message_id.clone());
             ctx.recorded = true;
             if let Some(owner) = ctx.owner() {
                 if let Some(t) = &task {

@@ -2,6 +2,8 @@
 //! OS-assigned ports, readiness waits instead of sleeps, and JWT minting with test-only keys.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod otlp;
+
 use dify_sim::{SimApp, SimConfig, Simulator};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
