@@ -8,7 +8,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use dify_gateway::metrics::{Metrics, RequestLabels};
+use dify_gateway::telemetry::{Metrics, RequestLabels};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

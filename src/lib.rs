@@ -1,48 +1,49 @@
 //! dify-gateway: a multi-tenant gateway in front of Dify's Completion-app Service API, on Pingora.
 //!
-//! Start-up: `cli` → `config` (load, `${ENV}`, validate; exit 64 on any problem) → `server` (Pingora
-//! `ServerConf` from our settings; proxy, admin and resolver services) → run.
+//! Start-up: [`cli`] → [`config`] (load, `${ENV}`, validate; exit 64 on any problem) → [`server`]
+//! (Pingora's `ServerConf` from our settings; the proxy, admin and [`background`] services) → run.
 //!
-//! Request flow through [`proxy::Gateway`] (one Pingora phase per step):
+//! Request flow through [`proxy::Gateway`]; the folders are the steps, each with its Pingora side
+//! (`pingora.rs`) beside its logic:
 //!
 //! ```text
-//! new_ctx                 load the Snapshot once                            state
-//! request_filter          route → JWT → tenant/app → body size              proxy::admit (route, auth, tenant)
-//!                         ids in the path owned by the caller?              proxy::guard, ownership
-//!                         info/parameters/site/meta from the cache          cache (moka → Redis → Dify)
-//!                         refusals answered in Dify's envelope              error, proxy::respond
-//! upstream_peer           Dify origin, timeouts, TLS                        upstream::Upstream::peer
-//! upstream_request_filter app key instead of JWT, hop-by-hop stripped       upstream::rewrite_request
-//! request_body_filter     size cap; `user` scoped per tenant (JSON, upload) proxy::body, scope
-//! response_filter         X-Request-Id; SSE: no-buffering headers           proxy, proxy::watch
-//! response_body_filter    task/message ids, usage, as the stream passes     stream (parser, observer)
-//! fail_to_proxy           502/504 in Dify's envelope                        error::classify
-//! logging                 stop abandoned generations; metrics; access log   stopper, metrics
+//! phase                    step                                                  module
+//! new_ctx                  load the Snapshot once                                admit (snapshot)
+//! request_filter        1  route → credentials → tenant/app → declared size      admit (route, auth, tenant)
+//!                       2  body plan: `user` scoped per tenant, odd bodies out   scope
+//!                       3  ids in the path owned by the caller?                  ownership (guard)
+//!                       4  will the answer stream? (stream timeout)              stream (mode)
+//!                       5  info/parameters/site/meta from the cache              cache (moka → Redis → Dify)
+//!                          refusals answered in Dify's envelope                  respond
+//! upstream_peer         6  Dify origin, timeouts, TLS                            upstream
+//! upstream_request_filter  app key instead of credentials, hop-by-hop stripped   upstream (rewrite)
+//! request_body_filter   7  size cap; `user` rewritten (JSON, upload)             scope; ownership (guard)
+//! response_filter       8  observer chosen; SSE unbuffered                       stream (watch)
+//! response_body_filter  9  task/message ids, usage, as the stream passes         stream (parser, observer), ownership (record)
+//! fail_to_proxy            502/504 in Dify's envelope                            respond (classify)
+//! logging              10  stop abandoned generations; metrics; access log      stream (stop), telemetry
 //! ```
+//!
+//! Beside the flow: [`admin`] (health, metrics, admin API), [`redis`] (shared by cache and
+//! ownership), [`background`] (reload, re-resolution, invalidations, shutdown stops).
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub mod admin;
-pub mod auth;
+pub mod admit;
+pub mod background;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod config;
-#[cfg(feature = "demo")]
-pub mod demo;
-pub mod error;
-pub mod metrics;
-pub mod otel;
 pub mod ownership;
 pub mod proxy;
-pub mod reload;
-pub mod route;
+pub mod redis;
+pub mod respond;
 pub mod scope;
 pub mod secret;
 pub mod server;
-pub mod state;
-pub mod stopper;
 pub mod stream;
 pub mod telemetry;
-pub mod tenant;
 pub mod upstream;

@@ -1,34 +1,34 @@
-//! Assembles and runs the Pingora server (start-up step 3): Pingora's `ServerConf` is built from our
-//! settings, then the proxy, admin and resolver services are added. Ports are bound only here, after
-//! the configuration has been validated.
+//! Assembles the Pingora server (start-up step 3): Pingora's `ServerConf` is built from our settings,
+//! the process-lifetime parts are created once, then the proxy, admin and background services are
+//! added. Ports are bound only when the server runs, after the configuration has been validated.
 
 use crate::admin::AdminApp;
+use crate::admit::snapshot::SharedSnapshot;
+use crate::background::STOP_MARGIN;
+use crate::background::redis_sync::RedisSync;
+use crate::background::reload::Reloader;
+use crate::background::resolve::Resolver;
+use crate::background::shutdown::ShutdownStops;
+use crate::background::trace_flush::TraceFlush;
 use crate::cache::MetadataCache;
-use crate::cache::redis::RedisTier;
-use crate::cache::sync::RedisSync;
-use crate::config::Settings;
-use crate::metrics::Metrics;
-use crate::otel::Otel;
+use crate::config::{ServerSettings, Settings, StreamSettings};
 use crate::ownership::Ownership;
 use crate::proxy::Gateway;
-use crate::reload::Reloader;
-use crate::state::SharedSnapshot;
-use crate::stopper::{ActiveStreams, ShutdownStops, Stopper, after_grace};
-use crate::upstream::Upstream;
-use async_trait::async_trait;
+use crate::redis::RedisTier;
+use crate::scope::pingora::BodyLimits;
+use crate::secret::Secret;
+use crate::stream::Streams;
+use crate::stream::stop::{ActiveStreams, Stopper};
+use crate::telemetry::Metrics;
+use crate::telemetry::trace::Otel;
+use crate::upstream::{DifyClient, Upstream};
+use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{Server, ShutdownWatch};
-use pingora::services::background::{BackgroundService, background_service};
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use prometheus::Registry;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// How often a host-name upstream is re-resolved.
-const RESOLVE_EVERY: Duration = Duration::from_secs(30);
-
-/// Time after the grace period that stops of still-open streams get before Pingora shuts down.
-const STOP_MARGIN: Duration = Duration::from_secs(3);
 
 /// Pingora's server settings, derived from ours.
 pub fn server_conf(s: &Settings) -> ServerConf {
@@ -42,126 +42,155 @@ pub fn server_conf(s: &Settings) -> ServerConf {
     }
 }
 
-/// Builds the server with all its services, ready to run.
-pub fn build(settings: Settings, config_path: Option<std::path::PathBuf>) -> Result<Server, String> {
-    let mut server = Server::new_with_opt_and_conf(None, server_conf(&settings));
-    server.bootstrap();
+/// The process-lifetime parts shared by the services.
+struct Parts {
+    registry: Registry,
+    metrics: Metrics,
+    upstream: Arc<Upstream>,
+    redis: Option<Arc<RedisTier>>,
+    cache: Option<Arc<MetadataCache>>,
+    otel: Option<Arc<Otel>>,
+    stopper: Arc<Stopper>,
+    active: Arc<ActiveStreams>,
+    snapshot: Arc<SharedSnapshot>,
+}
+
+fn parts(settings: Settings) -> Result<(Parts, Rest), String> {
+    let Settings {
+        server,
+        upstream,
+        streams,
+        cache: c,
+        admin_token,
+        telemetry,
+        snapshot,
+        ..
+    } = settings;
     let registry = Registry::new();
     let metrics = Metrics::register(&registry).map_err(|e| format!("metrics: {e}"))?;
-    let upstream = Arc::new(Upstream::new(settings.upstream.clone()));
-    let otel = match &settings.telemetry.otlp_endpoint {
+    let upstream = Arc::new(Upstream::new(upstream));
+    let client = Arc::new(DifyClient::new(upstream.clone()));
+    let otel = match &telemetry.otlp_endpoint {
         Some(e) => Some(Arc::new(
-            Otel::start(e, &settings.telemetry.service_name).map_err(|e| format!("otlp: {e}"))?,
+            Otel::start(e, &telemetry.service_name).map_err(|e| format!("otlp: {e}"))?,
         )),
         None => None,
     };
-    let stopper = Arc::new(Stopper::new(upstream.clone(), metrics.clone()));
-    let active = Arc::new(ActiveStreams::default());
-    let shutdown_stops = ShutdownStops {
-        streams: active.clone(),
-        stopper: stopper.clone(),
-        grace: settings.server.grace_period,
-    };
-    let redis = settings
-        .cache
+    let redis = c
         .redis_url
         .clone()
-        .map(|url| Arc::new(RedisTier::new(url, settings.cache.redis_timeout, metrics.clone())));
-    let cache = settings
-        .cache
+        .map(|url| Arc::new(RedisTier::new(url, c.redis_timeout, metrics.clone())));
+    let cache = c
         .enabled
-        .then(|| MetadataCache::new(&settings.cache, upstream.clone(), redis.clone(), metrics.clone()));
-    let metrics_for_sync = metrics.clone();
-    let snapshot = Arc::new(SharedSnapshot::new(settings.snapshot));
-    let snapshot_for_reload = snapshot.clone();
-    let gateway = Gateway {
-        snapshot: snapshot.clone(),
-        upstream: upstream.clone(),
+        .then(|| MetadataCache::new(&c, client.clone(), redis.clone(), metrics.clone()));
+    let parts = Parts {
+        stopper: Arc::new(Stopper::new(client, metrics.clone())),
+        active: Arc::new(ActiveStreams::default()),
+        snapshot: Arc::new(SharedSnapshot::new(snapshot)),
+        registry,
         metrics,
-        max_request_body: settings.server.max_request_body,
-        streams: settings.streams.clone(),
-        ownership: Arc::new(Ownership::new(redis.clone())),
-        active,
-        stopper,
-        cache: cache.clone(),
-        otel: otel.clone(),
+        upstream,
+        redis,
+        cache,
+        otel,
+    };
+    Ok((
+        parts,
+        Rest {
+            server,
+            streams,
+            admin_token,
+        },
+    ))
+}
+
+/// The settings left once the parts are made.
+struct Rest {
+    server: ServerSettings,
+    streams: StreamSettings,
+    admin_token: Option<Secret>,
+}
+
+/// Builds the server with all its services, ready to run.
+pub fn build(settings: Settings, config_path: Option<PathBuf>) -> Result<Server, String> {
+    let mut server = Server::new_with_opt_and_conf(None, server_conf(&settings));
+    server.bootstrap();
+    let (p, rest) = parts(settings)?;
+    let ownership = Arc::new(Ownership::new(p.redis.clone()));
+    let gateway = Gateway {
+        snapshot: p.snapshot.clone(),
+        upstream: p.upstream.clone(),
+        metrics: p.metrics.clone(),
+        limits: BodyLimits {
+            max_request_body: rest.server.max_request_body,
+            max_json_body: rest.streams.max_json_body,
+        },
+        ownership: ownership.clone(),
+        streams: Streams {
+            settings: rest.streams.clone(),
+            active: p.active.clone(),
+            stopper: p.stopper.clone(),
+            ownership,
+            metrics: p.metrics.clone(),
+        },
+        cache: p.cache.clone(),
+        otel: p.otel.clone(),
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "dify-gateway");
-    proxy.add_tcp(&settings.server.listen.to_string());
+    proxy.add_tcp(&rest.server.listen.to_string());
     let admin_app = AdminApp {
-        registry,
-        upstream: upstream.clone(),
-        cache: cache.clone(),
-        snapshot,
-        token: settings.admin_token,
+        registry: p.registry.clone(),
+        upstream: p.upstream.clone(),
+        cache: p.cache.clone(),
+        snapshot: p.snapshot.clone(),
+        token: rest.admin_token.clone(),
     };
     let mut admin = Service::new("admin".to_string(), admin_app);
     admin.threads = Some(1);
-    admin.add_tcp(&settings.server.admin_listen.to_string());
+    admin.add_tcp(&rest.server.admin_listen.to_string());
     server.add_service(proxy);
     server.add_service(admin);
-    server.add_service(background_service("shutdown stops", shutdown_stops));
-    if let Some(path) = config_path {
-        let reloader = Reloader {
-            path,
-            snapshot: snapshot_for_reload,
-            metrics: metrics_for_sync.clone(),
-        };
-        server.add_service(background_service("config reload", reloader));
-    }
-    if let Some(otel) = otel {
-        let flush = OtelFlush {
-            otel,
-            grace: settings.server.grace_period,
-        };
-        server.add_service(background_service("trace flush", flush));
-    }
-    if let Some(redis) = redis {
-        let sync = RedisSync {
-            redis,
-            cache: cache.clone(),
-            metrics: metrics_for_sync,
-        };
-        server.add_service(background_service("redis sync", sync));
-    }
-    if upstream.needs_refresh() {
-        server.add_service(background_service("upstream resolver", Resolver(upstream)));
-    }
+    add_background(&mut server, &rest, &p, config_path);
     Ok(server)
 }
 
-/// Re-resolves a host-name upstream so that a moved Dify is followed without a restart.
-struct Resolver(Arc<Upstream>);
-
-#[async_trait]
-impl BackgroundService for Resolver {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tokio::time::sleep(RESOLVE_EVERY) => {
-                    let up = self.0.clone();
-                    let _ = tokio::task::spawn_blocking(move || up.refresh()).await;
-                }
-            }
-        }
+/// The services beside the request flow.
+fn add_background(server: &mut Server, rest: &Rest, p: &Parts, config_path: Option<PathBuf>) {
+    let grace = rest.server.grace_period;
+    let stops = ShutdownStops {
+        streams: p.active.clone(),
+        stopper: p.stopper.clone(),
+        grace,
+    };
+    server.add_service(background_service("shutdown stops", stops));
+    if let Some(path) = config_path {
+        let reloader = Reloader {
+            path,
+            snapshot: p.snapshot.clone(),
+            metrics: p.metrics.clone(),
+        };
+        server.add_service(background_service("config reload", reloader));
     }
-}
-
-/// Exports the last spans at shutdown, once the grace period has let requests finish.
-struct OtelFlush {
-    otel: Arc<Otel>,
-    grace: Duration,
-}
-
-#[async_trait]
-impl BackgroundService for OtelFlush {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        if !after_grace(&mut shutdown, self.grace).await {
-            return;
-        }
-        let otel = self.otel.clone();
-        let _ = tokio::time::timeout(STOP_MARGIN, tokio::task::spawn_blocking(move || otel.flush())).await;
+    if let Some(otel) = &p.otel {
+        let flush = TraceFlush {
+            otel: otel.clone(),
+            grace,
+        };
+        server.add_service(background_service("trace flush", flush));
+    }
+    if let Some(redis) = &p.redis {
+        let sync = RedisSync {
+            redis: redis.clone(),
+            cache: p.cache.clone(),
+            metrics: p.metrics.clone(),
+        };
+        server.add_service(background_service("redis sync", sync));
+    }
+    if p.upstream.needs_refresh() {
+        server.add_service(background_service(
+            "upstream resolver",
+            Resolver(p.upstream.clone()),
+        ));
     }
 }

@@ -1,4 +1,4 @@
-//! A cached response and its freshness (request step 2): how old it is, whether it may be served
+//! A cached response and its freshness (request step 5): how old it is, whether it may be served
 //! as is, served while refreshed, or only when Dify fails; its ETag; and the RFC 9211 `Cache-Status`.
 
 use serde::{Deserialize, Serialize};

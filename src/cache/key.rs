@@ -1,7 +1,7 @@
-//! Cache keys (request step 2, `request_filter`): the Dify app, identified by a hash of its key (never
+//! Cache keys (request step 5, `request_filter`): the Dify app, identified by a hash of its key (never
 //! the key itself), and the cached endpoint. A key that changes makes a new, empty cache space.
 
-use crate::route::Endpoint;
+use crate::admit::route::Endpoint;
 use sha2::{Digest, Sha256};
 
 /// The endpoints whose answers are cached.

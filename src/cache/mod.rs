@@ -1,21 +1,21 @@
-//! The app metadata cache (request step 2, `request_filter`): `GET /v1/info`, `/parameters`, `/site`
-//! and `/meta` are answered from memory (moka), then from Redis shared by the replicas, then from Dify
-//! with one request however many callers miss at once. Stale entries are served while they are
+//! The app metadata cache (request step 5, `request_filter`, answered by [`serve`]): `GET /v1/info`,
+//! `/parameters`, `/site` and `/meta` are answered from memory (moka), then from Redis shared by the
+//! replicas, then from Dify with one request however many callers miss at once. Stale entries are served while they are
 //! refreshed, and when Dify fails; only Dify's 200 answers are stored.
 
-pub mod breaker;
 pub mod entry;
 pub mod fetch;
 pub mod key;
-pub mod redis;
-pub mod sync;
+pub mod serve;
 
+use crate::clock::now_ms;
 use crate::config::CacheSettings;
-use crate::metrics::Metrics;
-use crate::upstream::Upstream;
+use crate::redis::RedisTier;
+use crate::telemetry::Metrics;
+use crate::upstream::{CallError as FetchError, DifyClient, Reply as Fetched};
 use bytes::Bytes;
 use entry::{Entry, Freshness, Policy, Served};
-use fetch::{FetchError, Fetched, Fetcher};
+use fetch::Fetcher;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use key::{AppHash, CacheKey, Cached};
@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// What a fill from Dify produced, shared by every caller waiting on it.
 type Fill = Shared<BoxFuture<'static, Arc<Result<Fetched, FetchError>>>>;
@@ -62,18 +62,10 @@ pub enum Scope {
     Apps(Vec<String>),
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// The two tiers, the fills in flight and the policies.
 pub struct MetadataCache {
     l1: Cache<CacheKey, Arc<Entry>>,
-    l2: Option<Arc<redis::RedisTier>>,
+    l2: Option<Arc<RedisTier>>,
     fills: Mutex<HashMap<CacheKey, Fill>>,
     /// Bumped by every invalidation; a fill stores only if it is unchanged since the fill began.
     epoch: AtomicU64,
@@ -85,11 +77,11 @@ pub struct MetadataCache {
 }
 
 impl MetadataCache {
-    /// A cache per `s`, filling from `upstream`, shared through `l2` when given.
+    /// A cache per `s`, filling through `client`, shared through `l2` when given.
     pub fn new(
         s: &CacheSettings,
-        upstream: Arc<Upstream>,
-        l2: Option<Arc<redis::RedisTier>>,
+        client: Arc<DifyClient>,
+        l2: Option<Arc<RedisTier>>,
         metrics: Metrics,
     ) -> Arc<Self> {
         let policies = s.ttl.map(|ttl| Policy {
@@ -116,7 +108,7 @@ impl MetadataCache {
             l2,
             fills: Mutex::new(HashMap::new()),
             epoch: AtomicU64::new(0),
-            fetcher: Arc::new(Fetcher::new(upstream, s.fetch_timeout, s.max_entry_bytes)),
+            fetcher: Arc::new(Fetcher::new(client, s.fetch_timeout, s.max_entry_bytes)),
             policies,
             max_entry_bytes: s.max_entry_bytes,
             metrics,
@@ -180,7 +172,7 @@ impl MetadataCache {
         let name = key.endpoint.name();
         // With the circuit open the call is skipped (or is the breaker's probe): count it apart.
         let up = l2.is_up();
-        match l2.get(&key.redis_key()).await {
+        match l2_get(l2, &key.redis_key()).await {
             Some(e) => {
                 let e = Arc::new(e);
                 self.l1.insert(*key, e.clone());
@@ -214,7 +206,9 @@ impl MetadataCache {
                 me.l1.insert(key, entry.clone());
                 if let Some(l2) = &me.l2 {
                     let keep = me.policies[key.endpoint.index()].keep();
-                    l2.set(&key.redis_key(), &entry, keep).await;
+                    if let Ok(value) = serde_json::to_vec(entry.as_ref()) {
+                        l2.set_raw(&key.redis_key(), value, keep).await;
+                    }
                 }
             }
             me.fills.lock().remove(&key);
@@ -222,10 +216,10 @@ impl MetadataCache {
         });
         let fill = async move {
             Arc::new(task.await.unwrap_or_else(|e| {
-                Err(FetchError {
-                    kind: crate::error::UpstreamFailure::Broken,
-                    detail: format!("fill task: {e}"),
-                })
+                Err(FetchError::new(
+                    crate::respond::UpstreamFailure::Broken,
+                    format!("fill task: {e}"),
+                ))
             }))
         }
         .boxed()
@@ -277,6 +271,11 @@ impl MetadataCache {
             (true, false) => Err("Redis did not pass the invalidation to the other replicas".into()),
         }
     }
+}
+
+/// The entry stored in Redis at `key`; `None` on a miss, an unreadable value or any failure.
+async fn l2_get(l2: &RedisTier, key: &str) -> Option<Entry> {
+    serde_json::from_slice(&l2.get_raw(key).await?).ok()
 }
 
 fn storable(f: &Fetched, max: usize) -> bool {

@@ -8,8 +8,8 @@ pub mod load;
 pub mod units;
 pub mod validate;
 
+use crate::admit::snapshot::Snapshot;
 use crate::secret::Secret;
-use crate::state::Snapshot;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;

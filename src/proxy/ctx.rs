@@ -1,16 +1,17 @@
-//! Per-request state carried through the Pingora phases, grouped by concern. Created in `new_ctx`
-//! (the snapshot is loaded once here and used to the end of the request).
+//! Per-request state carried through the Pingora phases (created in `new_ctx`, where the snapshot is
+//! loaded once and kept to the end of the request). Grouped by concern; each group is filled by the
+//! step that owns it.
 
-use super::body::BodyPlan;
-use super::respond::LocalAnswer;
-use super::watch::Watch;
-use crate::auth::AuthError;
-use crate::error::UpstreamFailure;
-use crate::ownership::Owner;
-use crate::route::Route;
+use crate::admit::Caller;
+use crate::admit::auth::AuthError;
+use crate::admit::route::{Endpoint, Route};
+use crate::admit::snapshot::Snapshot;
+use crate::respond::{LocalAnswer, UpstreamFailure};
+use crate::scope::BodyState;
 use crate::secret::Secret;
-use crate::state::{App, Snapshot, Tenant};
-use crate::stream::Observation;
+use crate::stream::{For, Observation, StreamState};
+use crate::telemetry::finished::{Finished, UsageFacts};
+use crate::telemetry::spans::Traces;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,50 +19,43 @@ use std::time::Instant;
 pub struct RequestCtx {
     /// The snapshot this request uses from start to end.
     pub snapshot: Arc<Snapshot>,
+    /// The request id returned to the client and sent to Dify (admit).
+    pub request_id: String,
+    /// The classified endpoint, once known (admit).
+    pub route: Option<Route>,
+    /// Who calls: tenant, app, the key and user Dify sees (admit, ownership, scope).
+    pub caller: Option<Caller>,
+    /// The request body on its way to Dify (scope).
+    pub body: BodyState,
+    /// Dify's response as it passes (stream).
+    pub stream: StreamState,
+    /// When things happened.
+    pub timing: Timing,
+    /// How the request ended, for metrics and the access log.
+    pub outcome: Outcome,
+    /// The spans of this request (telemetry).
+    pub trace: Traces,
+}
+
+/// When the request and its call to Dify started.
+pub struct Timing {
     /// When the request started.
     pub start: Instant,
-    /// The request id returned to the client and sent to Dify.
-    pub request_id: String,
-    /// The classified endpoint, once known.
-    pub route: Option<Route>,
-    /// The caller's tenant and app, once resolved.
-    pub tenant: Option<(Arc<Tenant>, Arc<App>)>,
-    /// A different app key for Dify (a stop goes with the key its task was started with).
-    pub key_override: Option<Secret>,
-    /// How the request body is handled.
-    pub body: BodyPlan,
-    /// Request body bytes received so far.
-    pub body_bytes: u64,
-    /// `user` as Dify sees it, once the body has been read.
-    pub dify_user: Option<String>,
-    /// The answer to give instead of Dify's, when a body filter refuses the request.
-    pub answer: Option<LocalAnswer>,
-    /// What is read from Dify's response.
-    pub watch: Watch,
-    /// What a finished blocking body said.
-    pub seen: Option<Observation>,
-    /// The response's ids have been recorded.
-    pub recorded: bool,
-    /// Handle in the active-stream registry while a generation runs.
-    pub active: Option<u64>,
-    /// The response is a stream (SSE or audio) and counted in `active_streams`.
-    pub streaming: bool,
-    /// Why auth refused the call, for metrics.
-    pub auth_failure: Option<AuthError>,
-    /// Why the upstream failed, for metrics.
-    pub upstream_failure: Option<UpstreamFailure>,
-    /// How the metadata cache answered, for the access log.
-    pub cache_status: Option<&'static str>,
-    /// The answer will be a stream: upstream reads wait `stream_idle_timeout` at most.
-    pub expects_stream: bool,
-    /// The body was read in `request_filter` and is replayed from Pingora's buffer.
-    pub body_read_early: bool,
     /// When the request to Dify was sent.
     pub upstream_start: Option<Instant>,
-    /// The server span (when tracing is on).
-    pub trace: Option<opentelemetry::Context>,
-    /// The client span of the call to Dify.
-    pub client_trace: Option<opentelemetry::Context>,
+}
+
+/// Facts about the end of a request that are not in the response itself.
+#[derive(Default)]
+pub struct Outcome {
+    /// The answer to give instead of Dify's, when a body filter refused the request.
+    pub answer: Option<LocalAnswer>,
+    /// Why auth refused the call.
+    pub auth_failure: Option<AuthError>,
+    /// Why the upstream failed.
+    pub upstream_failure: Option<UpstreamFailure>,
+    /// How the metadata cache answered.
+    pub cache_status: Option<&'static str>,
 }
 
 impl RequestCtx {
@@ -69,28 +63,17 @@ impl RequestCtx {
     pub fn new(snapshot: Arc<Snapshot>) -> Self {
         Self {
             snapshot,
-            start: Instant::now(),
             request_id: String::new(),
             route: None,
-            tenant: None,
-            key_override: None,
-            body: BodyPlan::Pass,
-            body_bytes: 0,
-            dify_user: None,
-            answer: None,
-            watch: Watch::Nothing,
-            seen: None,
-            recorded: false,
-            active: None,
-            streaming: false,
-            auth_failure: None,
-            upstream_failure: None,
-            cache_status: None,
-            expects_stream: false,
-            body_read_early: false,
-            upstream_start: None,
-            trace: None,
-            client_trace: None,
+            caller: None,
+            body: BodyState::default(),
+            stream: StreamState::default(),
+            timing: Timing {
+                start: Instant::now(),
+                upstream_start: None,
+            },
+            outcome: Outcome::default(),
+            trace: Traces::default(),
         }
     }
 
@@ -102,33 +85,67 @@ impl RequestCtx {
             .unwrap_or("unmatched")
     }
 
-    /// Tenant and app labels (configured names only, else `none`).
-    pub fn tenant_app(&self) -> (&str, &str) {
-        match &self.tenant {
-            Some((t, a)) => (t.id.as_str(), a.name.as_str()),
-            None => ("none", "none"),
-        }
-    }
-
-    /// The owner record for ids this response hands out.
-    pub fn owner(&self) -> Option<Arc<Owner>> {
-        let (t, a) = self.tenant.as_ref()?;
-        Some(Arc::new(Owner {
-            tenant: t.id.clone(),
-            app: a.name.clone(),
-            user: self.dify_user.clone(),
-        }))
-    }
-
     /// What Dify's completion said: the stream seen so far, or the finished blocking body.
     pub fn observation(&self) -> Option<&Observation> {
-        self.watch.stream().or(self.seen.as_ref())
+        self.stream.observation()
     }
 
     /// The app key Dify sees for this request.
     pub fn api_key(&self) -> Option<&Secret> {
-        self.key_override
-            .as_ref()
-            .or(self.tenant.as_ref().map(|(_, a)| &a.api_key))
+        self.caller.as_ref().map(Caller::api_key)
+    }
+}
+
+impl RequestCtx {
+    /// The stream state and who the response is for, as the stream step needs them (`None` before
+    /// routing).
+    pub fn stream_parts(&mut self) -> Option<(&mut StreamState, For<'_>)> {
+        let who = For {
+            endpoint: self.route.as_ref()?.endpoint,
+            caller: self.caller.as_ref(),
+            request_id: &self.request_id,
+        };
+        Some((&mut self.stream, who))
+    }
+
+    /// The finished request as telemetry records it.
+    pub fn finished<'a>(
+        &'a self,
+        method: &'a str,
+        status: u16,
+        sent: usize,
+        error: Option<&'a str>,
+    ) -> Finished<'a> {
+        let endpoint = self.route.as_ref().map(|r| r.endpoint);
+        let caller = self.caller.as_ref();
+        let seen = caller.and(self.observation());
+        let usage = seen.and_then(|o| o.usage.as_ref()).map(|u| UsageFacts {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            price: u.total_price.as_deref().and_then(|p| p.parse::<f64>().ok()),
+            currency: u.currency.as_deref().unwrap_or(""),
+        });
+        let out = &self.outcome;
+        Finished {
+            request_id: &self.request_id,
+            endpoint: self.endpoint(),
+            template: endpoint.map(Endpoint::template),
+            completion: endpoint == Some(Endpoint::CompletionMessages),
+            method,
+            status,
+            caller: caller.map(|c| (c.tenant.id.as_str(), c.app.name.as_str())),
+            streaming: self.stream.streaming,
+            sse: caller.is_some() && self.stream.watch.stream().is_some(),
+            elapsed: self.timing.start.elapsed(),
+            request_bytes: self.body.bytes,
+            response_bytes: sent,
+            usage,
+            first_token: seen.and_then(|o| o.first_content),
+            message_id: seen.and_then(|o| o.message_id.as_deref()),
+            auth_failure: out.auth_failure.map(|a| a.reason()),
+            cache: out.cache_status,
+            upstream_failure: out.upstream_failure.map(|f| f.label()),
+            error,
+        }
     }
 }

@@ -1,44 +1,40 @@
-//! `Gateway`: the Pingora `ProxyHttp` implementation. Each phase is thin and calls the modules that
-//! hold the logic: `admit` (route, auth, tenant), `guard` (ownership of ids), `body` (user scoping),
-//! `upstream` (peer, rewrite), `watch` (what Dify's responses say), `error` (envelopes), `metrics`
-//! (recorded once, in `logging`).
+//! `Gateway`: the Pingora `ProxyHttp` implementation. Each phase reads top to bottom as the request
+//! flow and calls the steps, whose Pingora sides live beside their logic: `admit`, `scope`,
+//! `ownership`, `stream`, `cache`, `upstream`, `respond`, `telemetry` (recorded once, in `logging`).
 
-mod admit;
-mod body;
-mod cached;
 mod ctx;
-mod guard;
-mod mode;
-mod record;
-mod respond;
-mod spans;
-mod watch;
 
-pub use admit::{Admission, Head, admit};
-pub use ctx::RequestCtx;
-pub use respond::LocalAnswer;
+pub use ctx::{Outcome, RequestCtx, Timing};
 
-use crate::auth::unix_now;
+use crate::admit::pingora::admit_request;
+use crate::admit::route::Endpoint;
+use crate::admit::snapshot::SharedSnapshot;
 use crate::cache::MetadataCache;
-use crate::config::StreamSettings;
-use crate::error;
-use crate::metrics::{Metrics, RequestLabels};
+use crate::cache::serve::answer_from_cache;
 use crate::ownership::Ownership;
-use crate::state::SharedSnapshot;
-use crate::stopper::{ActiveStreams, Stopper};
-use crate::upstream::{self, Forwarding, Upstream};
+use crate::ownership::guard::{guard_message, guard_path};
+use crate::respond::{self, Flow, LocalAnswer};
+use crate::scope::pingora::{BodyLimits, BodyRefused, filter_body, plan_body};
+use crate::stream::Streams;
+use crate::stream::mode::expects_stream;
+use crate::stream::stop::StopCause;
+use crate::telemetry::trace::Otel;
+use crate::telemetry::{Metrics, access};
+use crate::upstream::Upstream;
+use crate::upstream::pingora::Outgoing;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Pingora error type for a request the gateway answers itself from a body filter.
-const ANSWERED: ErrorType = ErrorType::Custom("answered_by_gateway");
+/// Pingora error type for a request the gateway answers itself from a body filter; the answer is in
+/// `ctx.outcome.answer`.
+pub const ANSWERED: ErrorType = ErrorType::Custom("answered_by_gateway");
 
-/// The tenant-facing proxy.
+/// The tenant-facing proxy and the process-lifetime parts every request uses.
 pub struct Gateway {
     /// Tenants, apps and keys in force.
     pub snapshot: Arc<SharedSnapshot>,
@@ -46,20 +42,16 @@ pub struct Gateway {
     pub upstream: Arc<Upstream>,
     /// Metric families.
     pub metrics: Metrics,
-    /// `server.max_request_body`.
-    pub max_request_body: u64,
-    /// `[streams]`.
-    pub streams: StreamSettings,
+    /// Body size limits.
+    pub limits: BodyLimits,
     /// Who owns which task, message and annotation ids.
     pub ownership: Arc<Ownership>,
-    /// Generations running behind open streams.
-    pub active: Arc<ActiveStreams>,
-    /// Sends stops to Dify.
-    pub stopper: Arc<Stopper>,
+    /// Observers, the registry of running generations and stops.
+    pub streams: Streams,
     /// The metadata cache (`None` when turned off).
     pub cache: Option<Arc<MetadataCache>>,
     /// Traces (`None` without `telemetry.otlp_endpoint`).
-    pub otel: Option<Arc<crate::otel::Otel>>,
+    pub otel: Option<Arc<Otel>>,
 }
 
 #[async_trait]
@@ -71,93 +63,26 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        self.start_trace(session, ctx);
-        let req = session.req_header();
-        ctx.request_id = upstream::request_id(req.headers.get("x-request-id").map(|v| v.as_bytes()));
-        // One readable Content-Type, or none: a repeated one could be read differently by Dify.
-        let mut types = req.headers.get_all(http::header::CONTENT_TYPE).iter();
-        let ctype = match (types.next(), types.next()) {
-            (Some(v), None) => v.to_str().ok().map(str::to_string),
-            _ => None,
-        };
-        let head = Head {
-            method: req.method.as_str(),
-            path: req.uri.path(),
-            authorization: req.headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes()),
-            app_header: req.headers.get("x-dify-app").and_then(|v| v.to_str().ok()),
-            content_length: req
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.trim().parse().ok()),
-        };
-        match admit(&head, &ctx.snapshot, self.max_request_body, unix_now()) {
-            Admission::Proceed { route, tenant, app } => {
-                let plan =
-                    body::BodyPlan::choose(route.endpoint, ctype.as_deref(), &tenant.id, app.scope_users);
-                let guarded = guard::path(&route, &tenant, &app, &self.ownership).await;
-                ctx.route = Some(route);
-                ctx.tenant = Some((tenant, app));
-                let answer = match (plan, guarded) {
-                    (Err(refusal), _) => LocalAnswer::from(&refusal),
-                    (Ok(_), guard::Guard::Answer(answer)) => answer,
-                    (Ok(plan), guard::Guard::Forward(key)) => {
-                        ctx.body = plan;
-                        ctx.key_override = key;
-                        if let Some(endpoint) = ctx.route.as_ref().map(|r| r.endpoint) {
-                            (ctx.expects_stream, ctx.body_read_early) =
-                                mode::expects_stream(session, endpoint).await?;
-                        }
-                        return self.answer_from_cache(session, ctx).await;
-                    }
-                };
-                respond::send(session, &answer, &ctx.request_id).await?;
-                Ok(true)
-            }
-            Admission::Preflight(allow) => {
-                respond::preflight(session, &allow, &ctx.request_id).await?;
-                Ok(true)
-            }
-            Admission::Refuse {
-                route,
-                caller,
-                error,
-                allow,
-                auth,
-                reason,
-            } => {
-                ctx.route = route;
-                ctx.tenant = caller;
-                let mut answer = LocalAnswer::from(&error);
-                if let Some(a) = allow {
-                    answer.headers.push(("allow", a));
-                }
-                if auth.is_some() {
-                    answer
-                        .headers
-                        .push(("www-authenticate", "Bearer realm=\"dify-gateway\"".into()));
-                }
-                if let Some(r) = reason {
-                    self.metrics.auth_failure(r);
-                }
-                ctx.auth_failure = auth;
-                respond::send(session, &answer, &ctx.request_id).await?;
-                Ok(true)
-            }
+        ctx.trace.start(self.otel.as_deref(), session);
+        if self.admit(session, ctx).await? == Flow::Answered {
+            return Ok(true);
         }
+        let (Some(route), Some(caller)) = (&ctx.route, ctx.caller.as_mut()) else {
+            return Ok(true);
+        };
+        if plan_body(session, route, caller, &mut ctx.body, &ctx.request_id).await? == Flow::Answered {
+            return Ok(true);
+        }
+        if let Some(answer) = guard_path(route, caller, &self.ownership).await {
+            respond::send(session, &answer, &ctx.request_id).await?;
+            return Ok(true);
+        }
+        (ctx.stream.expects, ctx.body.read_early) = expects_stream(session, route.endpoint).await?;
+        self.cached(session, ctx).await
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        let peer = if ctx.expects_stream {
-            self.upstream.stream_peer()
-        } else {
-            self.upstream.peer()
-        };
-        match peer {
-            Some(peer) => Ok(Box::new(peer)),
-            None => {
-                Err(Error::explain(ErrorType::Custom("resolve"), "upstream name did not resolve").into_up())
-            }
-        }
+        self.upstream.peer_for(ctx.stream.expects)
     }
 
     async fn upstream_request_filter(
@@ -169,22 +94,15 @@ impl ProxyHttp for Gateway {
         let Some(api_key) = ctx.api_key() else {
             return Err(Error::explain(ErrorType::InternalError, "no app resolved"));
         };
-        let fwd = Forwarding {
-            api_key: api_key.expose(),
-            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
+        let out = Outgoing {
+            api_key,
             request_id: &ctx.request_id,
+            body_read_early: ctx.body.read_early,
+            body_rewritten: ctx.body.plan.rewrites(),
         };
-        upstream::rewrite_request(req, self.upstream.settings(), &fwd)?;
-        ctx.upstream_start = Some(Instant::now());
-        self.client_trace(ctx, req);
-        if ctx.body_read_early {
-            // The client was told to continue already; Dify gets the whole body at once.
-            req.remove_header(&http::header::EXPECT);
-        }
-        if ctx.body.rewrites() && !session.is_body_empty() {
-            req.remove_header(&http::header::CONTENT_LENGTH);
-            req.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
-        }
+        self.upstream.rewrite_head(session, req, &out)?;
+        ctx.timing.upstream_start = Some(Instant::now());
+        ctx.trace.start_client(self.otel.as_deref(), req);
         Ok(())
     }
 
@@ -195,24 +113,23 @@ impl ProxyHttp for Gateway {
         eos: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
-        if ctx.body_bytes > self.max_request_body {
-            return Err(Error::explain(
-                ErrorType::HTTPStatus(413),
-                "request body over the cap",
-            ));
-        }
-        let tenant = ctx.tenant.as_ref().map_or("", |(t, _)| t.id.as_str());
-        match body::filter(&mut ctx.body, body, eos, tenant, self.streams.max_json_body) {
-            Ok(None) => Ok(()),
-            Ok(Some(facts)) => {
-                ctx.dify_user = facts.dify_user;
-                self.check_message(ctx, facts.message_id.as_deref()).await
+        let facts = match filter_body(&mut ctx.body, body, eos, ctx.caller.as_mut(), self.limits) {
+            Ok(facts) => facts,
+            Err(BodyRefused::TooLarge) => {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(413),
+                    "request body over the cap",
+                ));
             }
-            Err(refusal) => {
-                ctx.answer = Some(LocalAnswer::from(&refusal));
-                Err(Error::explain(ANSWERED, "request refused by a body filter"))
-            }
+            Err(BodyRefused::Answer(a)) => return answered(ctx, a),
+        };
+        let mid = facts.as_ref().and_then(|f| f.message_id.as_deref());
+        match ctx.caller.as_ref() {
+            Some(c) => match guard_message(mid, c, &self.ownership).await {
+                Some(a) => answered(ctx, a),
+                None => Ok(()),
+            },
+            None => Ok(()),
         }
     }
 
@@ -222,7 +139,7 @@ impl ProxyHttp for Gateway {
         _resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(start) = ctx.upstream_start {
+        if let Some(start) = ctx.timing.upstream_start {
             self.metrics
                 .upstream_first_byte(ctx.endpoint(), start.elapsed().as_secs_f64());
         }
@@ -236,30 +153,12 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         resp.insert_header("x-request-id", ctx.request_id.as_str())?;
-        let ctype = resp
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let (sse, audio) = (watch::is_event_stream(ctype), ctype.starts_with("audio/"));
-        if let Some(route) = &ctx.route {
-            ctx.watch = watch::Watch::choose(
-                route.endpoint,
-                resp.status.as_u16(),
-                ctype,
-                &self.streams,
-                ctx.start,
-            );
+        match ctx.route.as_ref().map(|r| r.endpoint) {
+            Some(e) => self
+                .streams
+                .watch_response(&mut ctx.stream, resp, e, ctx.timing.start),
+            None => Ok(()),
         }
-        if sse {
-            resp.insert_header("x-accel-buffering", "no")?;
-            resp.insert_header("cache-control", "no-cache")?;
-        }
-        if sse || audio {
-            ctx.streaming = true;
-            self.metrics.active_streams.inc();
-        }
-        Ok(())
     }
 
     fn response_body_filter(
@@ -268,27 +167,15 @@ impl ProxyHttp for Gateway {
         body: &mut Option<Bytes>,
         eos: bool,
         ctx: &mut RequestCtx,
-    ) -> Result<Option<std::time::Duration>> {
-        if let Some(done) = ctx.watch.feed(body.as_deref(), eos, Instant::now()) {
-            self.record_blocking(ctx, done);
-        } else {
-            self.track_stream(ctx);
+    ) -> Result<Option<Duration>> {
+        if let Some((state, who)) = ctx.stream_parts() {
+            self.streams.observe(state, body.as_deref(), eos, who);
         }
         Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-        let answer = match (e.etype(), ctx.answer.take()) {
-            (t, Some(a)) if *t == ANSWERED => Some(a),
-            _ => {
-                let (answer, failure) = error::classify(e.etype(), e.esource());
-                if let Some(f) = failure {
-                    ctx.upstream_failure = Some(f);
-                    self.metrics.upstream_error(f.label());
-                }
-                answer.as_ref().map(LocalAnswer::from)
-            }
-        };
+        let answer = self.failure_answer(e, ctx);
         let code = answer.as_ref().map_or(0, |a| a.status);
         if let (Some(answer), None) = (&answer, final_response(session))
             && let Err(write_err) = respond::send(session, answer, &ctx.request_id).await
@@ -302,46 +189,78 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = final_response(session).map(|r| r.status.as_u16()).unwrap_or(0);
-        if ctx.streaming {
-            self.metrics.active_streams.dec();
+        let status = final_response(session).map_or(0, |r| r.status.as_u16());
+        if let Some((state, who)) = ctx.stream_parts() {
+            self.streams.finish(state, e, who);
         }
-        self.finish_stream(ctx, e);
-        self.record_usage(ctx);
-        self.after_response(ctx, status).await;
-        let (tenant, app) = ctx.tenant_app();
-        let usage = ctx.observation().and_then(|o| o.usage.as_ref());
-        let elapsed = ctx.start.elapsed();
-        let labels = RequestLabels {
-            endpoint: ctx.endpoint(),
-            method: session.req_header().method.as_str(),
+        if let Some(route) = &ctx.route {
+            self.ownership.forget_deleted(route, status).await;
+        }
+        self.count_client_stop(ctx, status);
+        let method = session.req_header().method.as_str();
+        let done = ctx.finished(
+            method,
             status,
-            tenant,
-            app,
-            mode: if ctx.streaming { "streaming" } else { "blocking" },
-        };
-        self.metrics.record_request(&labels, elapsed.as_secs_f64());
-        self.end_traces(ctx, labels.method, status);
-        let trace_id = ctx.trace.as_ref().and_then(crate::otel::trace_id);
-        tracing::info!(
-            target: "access",
-            request_id = %ctx.request_id,
-            tenant,
-            app,
-            endpoint = labels.endpoint,
-            method = labels.method,
-            status,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            request_bytes = ctx.body_bytes,
-            response_bytes = session.body_bytes_sent(),
-            auth_failure = ctx.auth_failure.map(|a| a.reason()),
-            cache = ctx.cache_status,
-            trace_id,
-            prompt_tokens = usage.map(|u| u.prompt_tokens),
-            completion_tokens = usage.map(|u| u.completion_tokens),
-            upstream_failure = ctx.upstream_failure.map(|f| f.label()),
-            error = e.map(|e| e.etype().as_str()),
+            session.body_bytes_sent(),
+            e.map(|e| e.etype().as_str()),
         );
+        self.metrics.record_finished(&done);
+        let dify = self.upstream.settings();
+        ctx.trace.end(&done, (&dify.host, dify.port));
+        access::log(&done, ctx.trace.trace_id());
+    }
+}
+
+/// Ends the request with `answer` (through `fail_to_proxy`).
+fn answered(ctx: &mut RequestCtx, answer: LocalAnswer) -> Result<()> {
+    ctx.outcome.answer = Some(answer);
+    Err(Error::explain(ANSWERED, "request answered by the gateway"))
+}
+
+impl Gateway {
+    /// Admission: the request id, route and caller go into the context.
+    async fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        let a = admit_request(session, &ctx.snapshot, self.limits.max_request_body).await?;
+        (ctx.request_id, ctx.route, ctx.caller) = (a.request_id, a.route, a.caller);
+        ctx.outcome.auth_failure = a.auth_failure;
+        if let Some(r) = a.reason {
+            self.metrics.auth_failure(r);
+        }
+        Ok(a.flow)
+    }
+
+    /// The metadata cache answers its endpoints; `Ok(false)` when the request goes to Dify.
+    async fn cached(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let (Some(cache), Some(route), Some(key)) = (&self.cache, &ctx.route, ctx.api_key()) else {
+            return Ok(false);
+        };
+        let key = key.expose().to_string();
+        let out = answer_from_cache(cache, session, route.endpoint, &key, &ctx.request_id).await?;
+        (ctx.outcome.cache_status, ctx.outcome.upstream_failure) = (out.status, out.failure);
+        Ok(out.flow == Flow::Answered)
+    }
+
+    /// The answer for a failed request: a body filter's refusal, or the classified failure.
+    fn failure_answer(&self, e: &Error, ctx: &mut RequestCtx) -> Option<LocalAnswer> {
+        if *e.etype() == ANSWERED
+            && let Some(a) = ctx.outcome.answer.take()
+        {
+            return Some(a);
+        }
+        let (answer, failure) = respond::classify(e.etype(), e.esource());
+        if let Some(f) = failure {
+            ctx.outcome.upstream_failure = Some(f);
+            self.metrics.upstream_error(f.label());
+        }
+        answer.as_ref().map(LocalAnswer::from)
+    }
+
+    /// A client's own stop that Dify accepted is counted (`logging`).
+    fn count_client_stop(&self, ctx: &RequestCtx, status: u16) {
+        let stop = ctx.route.as_ref().map(|r| r.endpoint) == Some(Endpoint::Stop);
+        if stop && status == 200 && ctx.outcome.answer.is_none() {
+            self.metrics.stop(StopCause::Client.label());
+        }
     }
 }
 
@@ -350,21 +269,4 @@ fn final_response(session: &Session) -> Option<&ResponseHeader> {
     session
         .response_written()
         .filter(|r| !r.status.is_informational())
-}
-
-impl Gateway {
-    /// Text-to-audio may only voice messages the caller's tenant and app produced.
-    async fn check_message(&self, ctx: &mut RequestCtx, message_id: Option<&str>) -> Result<()> {
-        let (Some(mid), Some((t, a))) = (message_id, &ctx.tenant) else {
-            return Ok(());
-        };
-        if guard::message(mid, &t.id, &a.name, &self.ownership).await {
-            return Ok(());
-        }
-        ctx.answer = Some(LocalAnswer::tts_unknown_message());
-        Err(Error::explain(
-            ANSWERED,
-            "text-to-audio for a message of another tenant or app",
-        ))
-    }
 }

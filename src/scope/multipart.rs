@@ -1,5 +1,5 @@
 //! Rewrites the `user` field of a `multipart/form-data` upload while the body streams through
-//! (request step 4, `request_body_filter`). File parts pass chunk by chunk; only part headers
+//! (request step 7, `request_body_filter`). File parts pass chunk by chunk; only part headers
 //! (at most 16 KiB) and the `user` value (at most 4 KiB) are held. Without a `user` field the
 //! tenant's own `DEFAULT-USER` is added, so no upload lands in Dify's end user shared by everyone.
 
@@ -110,76 +110,89 @@ impl MultipartScoper {
 
     /// One transition; false when more input is needed.
     fn step(&mut self, out: &mut Vec<u8>) -> Result<bool, Malformed> {
-        let dl = self.delim.len();
         match self.state {
-            State::Pass => match self.next_delimiter()? {
-                Some(i) => {
-                    self.emit_front(i, out);
-                    self.state = State::AfterDelimiter;
-                    self.scanned = 0;
-                    Ok(true)
-                }
-                None => {
-                    let keep = self.pending.len().min(dl - 1);
-                    self.emit_front(self.pending.len() - keep, out);
-                    Ok(false)
-                }
-            },
-            State::User => match self.next_delimiter()? {
-                Some(i) => {
-                    let value = String::from_utf8_lossy(&self.pending[..i]).into_owned();
-                    self.pending.drain(..i);
-                    self.scanned = 0;
-                    let user = scoped(&self.tenant, &value);
-                    self.emit(user.as_bytes(), out);
-                    self.dify_user = Some(user);
-                    self.state = State::AfterDelimiter;
-                    self.scanned = 0;
-                    Ok(true)
-                }
-                None if self.pending.len() > MAX_USER + dl => Err(Malformed),
-                None => Ok(false),
-            },
-            State::AfterDelimiter => {
-                if self.pending.len() < dl + 2 {
-                    return Ok(false);
-                }
-                if &self.pending[dl..dl + 2] == b"--" {
-                    if !self.saw_user {
-                        self.inject_default_user(out);
-                    }
-                    self.state = State::Epilogue;
-                    self.scanned = 0;
-                } else {
-                    self.emit_front(dl, out);
-                    self.state = State::Headers;
-                    self.scanned = 0;
-                }
-                Ok(true)
-            }
-            State::Headers => match self.find_from_scanned(b"\r\n\r\n") {
-                Some(i) => {
-                    let is_user = is_user_field(&self.pending[..i])?;
-                    self.emit_front(i + 4, out);
-                    // Every `user` part is scoped, not just the first.
-                    if is_user {
-                        self.saw_user = true;
-                        self.state = State::User;
-                        self.scanned = 0;
-                    } else {
-                        self.state = State::Pass;
-                        self.scanned = 0;
-                    }
-                    Ok(true)
-                }
-                None if self.pending.len() > MAX_HEADERS => Err(Malformed),
-                None => Ok(false),
-            },
+            State::Pass => self.pass(out),
+            State::User => self.user(out),
+            State::AfterDelimiter => Ok(self.after_delimiter(out)),
+            State::Headers => self.headers(out),
             State::Epilogue => {
                 let n = self.pending.len();
                 self.emit_front(n, out);
                 Ok(false)
             }
+        }
+    }
+
+    /// Moves to `state`, with nothing of the held bytes searched yet.
+    fn enter(&mut self, state: State) {
+        self.state = state;
+        self.scanned = 0;
+    }
+
+    /// Inside a part that passes unchanged: everything before the next delimiter goes out.
+    fn pass(&mut self, out: &mut Vec<u8>) -> Result<bool, Malformed> {
+        match self.next_delimiter()? {
+            Some(i) => {
+                self.emit_front(i, out);
+                self.enter(State::AfterDelimiter);
+                Ok(true)
+            }
+            None => {
+                let keep = self.pending.len().min(self.delim.len() - 1);
+                self.emit_front(self.pending.len() - keep, out);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Inside the `user` part: its value is held until the delimiter, then sent scoped.
+    fn user(&mut self, out: &mut Vec<u8>) -> Result<bool, Malformed> {
+        match self.next_delimiter()? {
+            Some(i) => {
+                let value = String::from_utf8_lossy(&self.pending[..i]).into_owned();
+                self.pending.drain(..i);
+                let user = scoped(&self.tenant, &value);
+                self.emit(user.as_bytes(), out);
+                self.dify_user = Some(user);
+                self.enter(State::AfterDelimiter);
+                Ok(true)
+            }
+            None if self.pending.len() > MAX_USER + self.delim.len() => Err(Malformed),
+            None => Ok(false),
+        }
+    }
+
+    /// After a delimiter: `--` closes the body (adding the default user if none was sent), anything
+    /// else starts a part's headers.
+    fn after_delimiter(&mut self, out: &mut Vec<u8>) -> bool {
+        let dl = self.delim.len();
+        if self.pending.len() < dl + 2 {
+            return false;
+        }
+        if &self.pending[dl..dl + 2] == b"--" {
+            if !self.saw_user {
+                self.inject_default_user(out);
+            }
+            self.enter(State::Epilogue);
+        } else {
+            self.emit_front(dl, out);
+            self.enter(State::Headers);
+        }
+        true
+    }
+
+    /// A part's headers, held whole (at most 16 KiB): every `user` part is scoped, not just the first.
+    fn headers(&mut self, out: &mut Vec<u8>) -> Result<bool, Malformed> {
+        match self.find_from_scanned(b"\r\n\r\n") {
+            Some(i) => {
+                let is_user = is_user_field(&self.pending[..i])?;
+                self.emit_front(i + 4, out);
+                self.saw_user |= is_user;
+                self.enter(if is_user { State::User } else { State::Pass });
+                Ok(true)
+            }
+            None if self.pending.len() > MAX_HEADERS => Err(Malformed),
+            None => Ok(false),
         }
     }
 

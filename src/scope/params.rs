@@ -1,5 +1,5 @@
 //! Strict reading of header parameters (`type; key=value; key="quoted"`), for the multipart rewriter
-//! (request step 4): anything werkzeug could read differently (RFC 2231 `key*`, repeated keys, stray
+//! (request step 7): anything werkzeug could read differently (RFC 2231 `key*`, repeated keys, stray
 //! quotes, values it would split another way) is an error, so that such a body is refused rather than
 //! passed on with a `user` the gateway did not see.
 

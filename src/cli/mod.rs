@@ -1,0 +1,80 @@
+//! The command line (start-up): `--config FILE` runs the gateway, `check` validates, `token` signs a
+//! development JWT, `demo` runs the gateway in front of the bundled Dify simulator. This module parses
+//! and dispatches; [`run`] loads and serves, [`token`] signs, [`demo`] starts the simulator first.
+
+#[cfg(feature = "demo")]
+pub mod demo;
+pub mod run;
+pub mod token;
+
+use clap::{Parser, Subcommand};
+use run::{load_or_report, serve, usage};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Multi-tenant gateway for Dify's Completion-app Service API.
+#[derive(Parser, Debug)]
+#[command(name = "dify-gateway", version, about)]
+pub struct Cli {
+    /// Config file (TOML); runs the gateway in the foreground.
+    #[arg(short, long, global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do; without a command the gateway runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Sub-commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate the config and print every problem by key path (exit 0 or 64).
+    Check,
+    /// Print a signed development JWT (first HS256 key of the config).
+    Token {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// App name to pin in the token.
+        #[arg(long)]
+        app: Option<String>,
+        /// Lifetime, e.g. 15m, 1h, 7d.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+    /// Run the Dify simulator and the gateway on loopback and print a ready-to-paste curl line.
+    Demo,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Some(Command::Demo) => demo(cli.config),
+        Some(Command::Check) => match cli.config {
+            Some(path) => run::check(&path),
+            None => usage("check needs --config FILE"),
+        },
+        Some(Command::Token { tenant, app, ttl }) => match cli.config {
+            Some(path) => token::command(&path, &tenant, app.as_deref(), &ttl),
+            None => usage("token needs --config FILE"),
+        },
+        None => {
+            let Some(path) = cli.config else {
+                return usage("give --config FILE (or a command; see --help)");
+            };
+            match load_or_report(&path) {
+                Ok(settings) => serve(settings, Some(path)),
+                Err(code) => code,
+            }
+        }
+    }
+}
+
+#[cfg(feature = "demo")]
+fn demo(config: Option<PathBuf>) -> ExitCode {
+    demo::run(&config.unwrap_or_else(|| PathBuf::from("config/gateway.toml")))
+}
+
+#[cfg(not(feature = "demo"))]
+fn demo(_config: Option<PathBuf>) -> ExitCode {
+    usage("this build has no demo (built without the `demo` feature)")
+}

@@ -1,0 +1,127 @@
+//! Validation of `[streams]`, `[cache]` and `[telemetry]` (start-up step 2), and the warnings about
+//! valid settings that are probably mistakes.
+
+use super::problems::Problems;
+use crate::config::file::FileConfig;
+use crate::config::{CacheSettings, LogFormat, StreamSettings, TelemetrySettings, UpstreamSettings, units};
+use crate::secret::Secret;
+use std::time::Duration;
+
+pub(super) fn streams(p: &mut Problems, raw: &FileConfig) -> StreamSettings {
+    let s = &raw.streams;
+    let mut size = |key: &str, text: &str| match units::size(text) {
+        Ok(n) if n >= 1024 => usize::try_from(n).unwrap_or(usize::MAX),
+        Ok(_) => {
+            p.add(format!("streams.{key}"), "must be at least 1KB");
+            0
+        }
+        Err(e) => {
+            p.add(format!("streams.{key}"), e);
+            0
+        }
+    };
+    StreamSettings {
+        stop_on_disconnect: s.stop_on_disconnect,
+        max_event_bytes: size("max_event_bytes", &s.max_event_bytes),
+        max_json_body: size("max_json_body", &s.max_json_body),
+        max_blocking_body: size("max_blocking_body", &s.max_blocking_body),
+    }
+}
+
+/// Valid settings that are probably mistakes.
+pub(super) fn warnings(u: &UpstreamSettings) -> Vec<String> {
+    let mut out = Vec::new();
+    if u.stream_idle_timeout < Duration::from_secs(15) {
+        out.push(format!(
+            "upstream.stream_idle_timeout: {:?} is close to Dify's 10 s ping interval; streams waiting for a \
+             slow first token may be cut",
+            u.stream_idle_timeout
+        ));
+    }
+    out
+}
+
+/// The cached endpoints, in the order of [`CacheSettings::ttl`].
+pub const CACHED_ENDPOINTS: [&str; 4] = ["info", "parameters", "site", "meta"];
+
+pub(super) fn cache(p: &mut Problems, raw: &FileConfig) -> CacheSettings {
+    let c = &raw.cache;
+    let ttl = p.duration("cache.ttl", &c.ttl);
+    for name in c.endpoint_ttl.keys() {
+        if !CACHED_ENDPOINTS.contains(&name.as_str()) {
+            p.add(
+                format!("cache.endpoint_ttl.{name}"),
+                "is not one of info, parameters, site, meta",
+            );
+        }
+    }
+    let ttls = CACHED_ENDPOINTS.map(|e| match c.endpoint_ttl.get(e) {
+        Some(t) => p.duration(&format!("cache.endpoint_ttl.{e}"), t),
+        None => ttl,
+    });
+    let redis_url = c.redis_url.as_deref().filter(|u| !u.is_empty()).map(|u| {
+        if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix://")) {
+            p.add(
+                "cache.redis_url",
+                "must start with redis://, rediss:// or unix://",
+            );
+        }
+        Secret::new(u)
+    });
+    let size = |p: &mut Problems, key: &str, text: &str| {
+        units::size(text).unwrap_or_else(|e| {
+            p.add(format!("cache.{key}"), e);
+            0
+        })
+    };
+    let max_bytes = size(p, "max_bytes", &c.max_bytes);
+    let max_entry_bytes =
+        usize::try_from(size(p, "max_entry_bytes", &c.max_entry_bytes)).unwrap_or(usize::MAX);
+    let window = |p: &mut Problems, key: &str, text: &str| {
+        units::duration(text).unwrap_or_else(|e| {
+            p.add(format!("cache.{key}"), e);
+            Duration::ZERO
+        })
+    };
+    CacheSettings {
+        enabled: c.enabled,
+        redis_url,
+        ttl: ttls,
+        stale_while_revalidate: window(p, "stale_while_revalidate", &c.stale_while_revalidate),
+        max_stale: window(p, "max_stale", &c.max_stale),
+        redis_timeout: p.duration("cache.redis_timeout", &c.redis_timeout),
+        max_entries: c.max_entries,
+        max_bytes,
+        max_entry_bytes,
+        fetch_timeout: p.duration("cache.fetch_timeout", &c.fetch_timeout),
+    }
+}
+
+pub(super) fn telemetry(p: &mut Problems, raw: &FileConfig) -> TelemetrySettings {
+    let log_format = match raw.telemetry.log_format.as_str() {
+        "json" => LogFormat::Json,
+        "text" => LogFormat::Text,
+        other => {
+            p.add(
+                "telemetry.log_format",
+                format!("`{other}` is not one of json, text"),
+            );
+            LogFormat::Text
+        }
+    };
+    let otlp_endpoint = raw.telemetry.otlp_endpoint.clone().filter(|e| !e.is_empty());
+    if let Some(e) = &otlp_endpoint
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        p.add(
+            "telemetry.otlp_endpoint",
+            format!("`{e}` must start with http:// or https://"),
+        );
+    }
+    TelemetrySettings {
+        log_format,
+        log_level: raw.telemetry.log_level.clone(),
+        otlp_endpoint,
+        service_name: raw.telemetry.service_name.clone(),
+    }
+}

@@ -1,0 +1,106 @@
+//! Validation of `[server]` and `[upstream]` (start-up step 2): addresses, sizes, timeouts and the
+//! Dify origin.
+
+use super::problems::Problems;
+use crate::config::file::{ServerSection, UpstreamSection};
+use crate::config::{ServerSettings, UpstreamSettings, units};
+use std::time::Duration;
+
+pub(super) fn server(p: &mut Problems, s: &ServerSection) -> ServerSettings {
+    let listen = p.addr("server.listen", &s.listen);
+    let admin_listen = p.addr("server.admin_listen", &s.admin_listen);
+    if listen == admin_listen && listen.port() != 0 {
+        p.add("server.admin_listen", "must differ from server.listen");
+    }
+    let max_request_body = units::size(&s.max_request_body).unwrap_or_else(|e| {
+        p.add("server.max_request_body", e);
+        0
+    });
+    if s.threads == 0 {
+        p.add("server.threads", "must be at least 1");
+    }
+    let port = listen.port();
+    ServerSettings {
+        listen,
+        admin_listen,
+        grace_period: units::duration(&s.grace_period).unwrap_or_else(|e| {
+            p.add("server.grace_period", e);
+            Duration::ZERO
+        }),
+        max_request_body,
+        threads: s.threads,
+        pid_file: s
+            .pid_file
+            .clone()
+            .unwrap_or_else(|| format!("/tmp/dify-gateway-{port}.pid")),
+        upgrade_sock: s
+            .upgrade_sock
+            .clone()
+            .unwrap_or_else(|| format!("/tmp/dify-gateway-{port}.upgrade.sock")),
+    }
+}
+
+pub(super) fn upstream(p: &mut Problems, u: &UpstreamSection) -> UpstreamSettings {
+    let (tls, host, port, base_path) = parse_origin(&u.url).unwrap_or_else(|e| {
+        p.add("upstream.url", e);
+        (false, String::new(), 0, String::new())
+    });
+    let default_port = if tls { 443 } else { 80 };
+    let bracketed = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    let authority = if port == default_port {
+        bracketed
+    } else {
+        format!("{bracketed}:{port}")
+    };
+    UpstreamSettings {
+        tls,
+        host,
+        port,
+        authority,
+        base_path,
+        connect_timeout: p.duration("upstream.connect_timeout", &u.connect_timeout),
+        read_timeout: p.duration("upstream.read_timeout", &u.read_timeout),
+        write_timeout: p.duration("upstream.write_timeout", &u.write_timeout),
+        stream_idle_timeout: p.duration("upstream.stream_idle_timeout", &u.stream_idle_timeout),
+        pool_idle_timeout: p.duration("upstream.pool_idle_timeout", &u.pool_idle_timeout),
+        verify_tls: u.verify_tls,
+    }
+}
+
+/// Splits `http(s)://host[:port][/base]` into its parts.
+pub fn parse_origin(url: &str) -> Result<(bool, String, u16, String), String> {
+    if url.is_empty() {
+        return Err("is required (the Dify API origin, e.g. \"http://127.0.0.1:5001\")".into());
+    }
+    let uri: http::Uri = url.parse().map_err(|e| format!("`{url}` is not a URL ({e})"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(format!("`{url}` must start with http:// or https://")),
+    };
+    let auth = uri.authority().ok_or_else(|| format!("`{url}` has no host"))?;
+    if auth.as_str().contains('@') {
+        return Err("must not contain credentials".into());
+    }
+    if uri.query().is_some() {
+        return Err("must not contain a query".into());
+    }
+    let host = auth
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = auth.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let mut base = uri.path().trim_end_matches('/').to_string();
+    if base.ends_with("/v1") {
+        return Err("give the origin without /v1; the gateway adds the API path".into());
+    }
+    if base == "/" {
+        base.clear();
+    }
+    Ok((tls, host, port, base))
+}

@@ -1,0 +1,99 @@
+//! Validation of `[[tenants]]` (start-up step 2): ids, apps, Dify keys and which keys several tenants
+//! share (their app-wide endpoints are closed by default).
+
+use super::problems::{Problems, one_of};
+use crate::admit::snapshot::{App, Tenant};
+use crate::config::file::{AppSection, FileConfig};
+use crate::secret::Secret;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+pub(super) fn tenants(p: &mut Problems, raw: &FileConfig, base: &Path) -> HashMap<String, Arc<Tenant>> {
+    if raw.tenants.is_empty() {
+        p.add("tenants", "at least one tenant is required");
+    }
+    // Keys first: whether an app is shared by several tenants decides its app-wide endpoints.
+    let keys: Vec<Vec<Option<String>>> = raw
+        .tenants
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let keys = t.apps.iter().enumerate();
+            keys.map(|(j, a)| app_key(p, &format!("tenants[{i}].apps[{j}]"), a, base))
+                .collect()
+        })
+        .collect();
+    let mut owners: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (t, ks) in raw.tenants.iter().zip(&keys) {
+        for k in ks.iter().flatten() {
+            owners.entry(k.as_str()).or_default().insert(t.id.as_str());
+        }
+    }
+    let mut out = HashMap::new();
+    for (i, (t, ks)) in raw.tenants.iter().zip(&keys).enumerate() {
+        let path = format!("tenants[{i}]");
+        if t.id.is_empty() {
+            p.add(format!("{path}.id"), "must not be empty");
+        } else if t.id.contains(':') {
+            // Scoped users are `tenant:user`: a `:` in a tenant id would let two tenants' users collide.
+            p.add(format!("{path}.id"), "must not contain `:`");
+        } else if out.contains_key(&t.id) {
+            p.add(
+                format!("{path}.id"),
+                format!("`{}` is used by another tenant", t.id),
+            );
+        }
+        if t.apps.is_empty() {
+            p.add(format!("{path}.apps"), "at least one app is required");
+        }
+        let mut names = HashSet::new();
+        let mut apps = Vec::new();
+        for (j, (a, key)) in t.apps.iter().zip(ks).enumerate() {
+            if a.name.is_empty() {
+                p.add(format!("{path}.apps[{j}].name"), "must not be empty");
+            } else if !names.insert(a.name.clone()) {
+                let msg = format!("`{}` is used by another app of this tenant", a.name);
+                p.add(format!("{path}.apps[{j}].name"), msg);
+            }
+            if let Some(key) = key {
+                let shared = owners.get(key.as_str()).is_some_and(|o| o.len() > 1);
+                apps.push(Arc::new(App {
+                    name: a.name.clone(),
+                    api_key: Secret::new(key.clone()),
+                    scope_users: a.scope_users,
+                    app_wide: a.app_wide_endpoints.unwrap_or(!shared),
+                }));
+            }
+        }
+        out.insert(
+            t.id.clone(),
+            Arc::new(Tenant {
+                id: t.id.clone(),
+                apps,
+            }),
+        );
+    }
+    out
+}
+
+pub(super) fn app_key(p: &mut Problems, path: &str, a: &AppSection, base: &Path) -> Option<String> {
+    let key = one_of(
+        p,
+        path,
+        ("api_key", &a.api_key),
+        ("api_key_file", &a.api_key_file),
+        base,
+    )?;
+    if key
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || !b.is_ascii())
+    {
+        p.add(
+            format!("{path}.api_key"),
+            "must be printable ASCII without spaces",
+        );
+        return None;
+    }
+    Some(key)
+}

@@ -1,0 +1,163 @@
+//! Redis shared by the replicas (used by the cache, id ownership and invalidation notices): one
+//! connection manager, every call under a hard timeout and behind a circuit breaker. Redis being slow,
+//! down or absent never fails a request: the call is counted and the caller carries on with what it
+//! has in process. Also carries invalidations between replicas over pub/sub.
+
+pub mod breaker;
+
+use crate::secret::Secret;
+use crate::telemetry::Metrics;
+use arc_swap::ArcSwapOption;
+use breaker::Breaker;
+use parking_lot::Mutex;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Pub/sub channel carrying invalidations.
+pub const CHANNEL: &str = "dify-gw:cache:invalidate";
+/// Time limit of invalidation calls (a SCAN may take several round trips).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The Redis tier.
+pub struct RedisTier {
+    url: Secret,
+    conn: ArcSwapOption<ConnectionManager>,
+    timeout: Duration,
+    breaker: Mutex<Breaker>,
+    metrics: Metrics,
+}
+
+impl RedisTier {
+    /// A tier for `url`; nothing connects until [`RedisTier::connect`] runs on a lasting runtime.
+    pub fn new(url: Secret, timeout: Duration, metrics: Metrics) -> Self {
+        Self {
+            url,
+            conn: ArcSwapOption::empty(),
+            timeout,
+            breaker: Mutex::new(Breaker::new(3, Duration::from_secs(2))),
+            metrics,
+        }
+    }
+
+    /// The client for `url` (for the pub/sub connection too).
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        redis::Client::open(self.url.expose())
+    }
+
+    /// Creates the connection manager; it connects lazily and reconnects by itself. Must run on a
+    /// runtime that lives as long as the process (its driver task is spawned there).
+    pub fn connect(&self) -> redis::RedisResult<()> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(200))))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let manager = ConnectionManager::new_lazy_with_config(self.client()?, config)?;
+        self.conn.store(Some(std::sync::Arc::new(manager)));
+        Ok(())
+    }
+
+    /// Whether Redis is considered up (connected and the breaker closed).
+    pub fn is_up(&self) -> bool {
+        self.conn.load().is_some() && !self.breaker.lock().is_open()
+    }
+
+    /// Runs `op` under the timeout and the breaker; `None` when skipped or failed (counted by `op`).
+    async fn call<T, F, Fut>(&self, name: &'static str, op: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        self.call_within(name, self.timeout, op).await
+    }
+
+    /// [`RedisTier::call`] with its own time limit (admin operations may scan).
+    async fn call_within<T, F, Fut>(&self, name: &'static str, limit: Duration, op: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.conn.load_full()?;
+        if !self.breaker.lock().allow(Instant::now()) {
+            self.metrics.redis_error(name, "circuit_open");
+            return None;
+        }
+        let outcome = tokio::time::timeout(limit, op((*conn).clone())).await;
+        match outcome {
+            Ok(Ok(v)) => {
+                self.breaker.lock().success();
+                Some(v)
+            }
+            Ok(Err(e)) => {
+                self.breaker.lock().failure(Instant::now());
+                self.metrics.redis_error(name, "error");
+                tracing::debug!(message = "Redis call failed.", op = name, error = %e);
+                None
+            }
+            Err(_) => {
+                self.breaker.lock().failure(Instant::now());
+                self.metrics.redis_error(name, "timeout");
+                None
+            }
+        }
+    }
+
+    /// The value at `key`; `None` on a miss or any failure.
+    pub async fn get_raw(&self, key: &str) -> Option<Vec<u8>> {
+        let key = key.to_string();
+        self.call("get", |mut c| async move { c.get(key).await })
+            .await
+            .flatten()
+    }
+
+    /// Stores `value` at `key` for `keep`; false on any failure.
+    pub async fn set_raw(&self, key: &str, value: Vec<u8>, keep: Duration) -> bool {
+        let (key, secs) = (key.to_string(), keep.as_secs().max(1));
+        let done: Option<()> = self
+            .call("set", |mut c| async move { c.set_ex(key, value, secs).await })
+            .await;
+        done.is_some()
+    }
+
+    /// Deletes `keys`; false on any failure.
+    pub async fn delete(&self, keys: Vec<String>) -> bool {
+        if keys.is_empty() {
+            return true;
+        }
+        let done: Option<()> = self
+            .call_within("del", ADMIN_TIMEOUT, |mut c| async move { c.del(keys).await })
+            .await;
+        done.is_some()
+    }
+
+    /// Deletes every key under `prefix` (SCAN, so Redis is never blocked); false on any failure.
+    pub async fn delete_prefix(&self, prefix: &str) -> bool {
+        let pattern = format!("{prefix}*");
+        let found: Option<Vec<String>> = self
+            .call_within("scan", ADMIN_TIMEOUT, |mut c| async move {
+                let mut it: redis::AsyncIter<'_, String> = c.scan_match(pattern).await?;
+                let mut keys = Vec::new();
+                while let Some(k) = futures_util::StreamExt::next(&mut it).await {
+                    keys.push(k?);
+                }
+                Ok(keys)
+            })
+            .await;
+        match found {
+            Some(keys) => self.delete(keys).await,
+            None => false,
+        }
+    }
+
+    /// Tells every replica about an invalidation; false on any failure.
+    pub async fn publish(&self, message: String) -> bool {
+        let sent: Option<()> = self
+            .call_within("publish", ADMIN_TIMEOUT, |mut c| async move {
+                c.publish(CHANNEL, message).await
+            })
+            .await;
+        sent.is_some()
+    }
+}

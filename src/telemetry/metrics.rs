@@ -1,0 +1,331 @@
+//! Every Prometheus metric the gateway exports, with its name and bounded labels, in one place
+//! (recorded in the `logging` phase, the last step of every request). The [`Registry`] is created at
+//! start-up and passed down; `/metrics` on the admin listener serves it. Label values come from
+//! [`super::labels`] or the configuration, never from requests.
+
+use super::labels::{currency_label, method_label, status_class};
+use prometheus::{
+    CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// Metric name prefix.
+pub const PREFIX: &str = "dify_gateway_";
+
+/// Request duration buckets (seconds): sub-millisecond cache hits up to 20-minute completions.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+    300.0, 600.0, 1200.0,
+];
+
+/// Time-to-first-token buckets (seconds), as the OpenTelemetry GenAI semantic conventions recommend
+/// for `gen_ai.server.time_to_first_token`.
+const TTFT_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Stream lifetime buckets (seconds): short answers up to Dify's 1200 s limit.
+const STREAM_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0,
+];
+
+/// Labels of a finished request. Every value is bounded: endpoint names come from the route table,
+/// tenant and app from config (or `none`), method and status class from fixed sets.
+pub struct RequestLabels<'a> {
+    /// Route name, or `unmatched`.
+    pub endpoint: &'a str,
+    /// HTTP method, folded into a fixed set.
+    pub method: &'a str,
+    /// HTTP status code (0 when the client left before a response).
+    pub status: u16,
+    /// Configured tenant id, or `none`.
+    pub tenant: &'a str,
+    /// Configured app name, or `none`.
+    pub app: &'a str,
+    /// `blocking` or `streaming`.
+    pub mode: &'a str,
+}
+
+/// The gateway's metric families.
+#[derive(Clone)]
+pub struct Metrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    /// Streams (SSE or audio) open right now.
+    pub active_streams: IntGauge,
+    auth_failures: IntCounterVec,
+    upstream_errors: IntCounterVec,
+    stops: IntCounterVec,
+    sse_events: IntCounterVec,
+    cache_lookups: IntCounterVec,
+    redis_errors: IntCounterVec,
+    config_reloads: IntCounterVec,
+    upstream_first_byte: HistogramVec,
+    ttft: HistogramVec,
+    stream_duration: HistogramVec,
+    tokens: IntCounterVec,
+    cost: CounterVec,
+    /// 1 while Redis is configured, connected and its circuit closed.
+    pub redis_up: IntGauge,
+}
+
+fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(format!("{PREFIX}{name}"), help), labels)?;
+    reg.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+impl Metrics {
+    /// Creates and registers every family on `reg`.
+    pub fn register(reg: &Registry) -> prometheus::Result<Self> {
+        let requests = counter(
+            reg,
+            "requests_total",
+            "Requests handled, by endpoint, method, status class, tenant and app.",
+            &["endpoint", "method", "status_class", "tenant", "app"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                format!("{PREFIX}request_duration_seconds"),
+                "Time from request start to the end of the response, by endpoint and mode.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["endpoint", "mode"],
+        )?;
+        reg.register(Box::new(duration.clone()))?;
+        let active_streams =
+            IntGauge::new(format!("{PREFIX}active_streams"), "Streaming responses open now.")?;
+        reg.register(Box::new(active_streams.clone()))?;
+        let auth_failures = counter(
+            reg,
+            "auth_failures_total",
+            "Calls refused before reaching Dify, by reason.",
+            &["reason"],
+        )?;
+        let upstream_errors = counter(
+            reg,
+            "upstream_errors_total",
+            "Failures talking to Dify, by kind.",
+            &["kind"],
+        )?;
+        let stops = counter(
+            reg,
+            "stops_total",
+            "Stop calls sent to Dify, by cause (client, disconnect, shutdown).",
+            &["cause"],
+        )?;
+        let sse_events = counter(
+            reg,
+            "sse_events_total",
+            "Server-sent events passed to clients, by kind.",
+            &["kind"],
+        )?;
+        let cache_lookups = counter(
+            reg,
+            "cache_lookups_total",
+            "Metadata cache lookups, by endpoint, tier (l1, l2) and outcome.",
+            &["endpoint", "tier", "outcome"],
+        )?;
+        let redis_errors = counter(
+            reg,
+            "redis_errors_total",
+            "Redis calls that failed, timed out or were skipped by the circuit breaker.",
+            &["op", "kind"],
+        )?;
+        let config_reloads = counter(
+            reg,
+            "config_reloads_total",
+            "Configuration reloads (SIGHUP), by outcome (applied, rejected).",
+            &["outcome"],
+        )?;
+        let histogram = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(format!("{PREFIX}{name}"), help).buckets(buckets.to_vec()),
+                labels,
+            )?;
+            reg.register(Box::new(h.clone()))?;
+            Ok::<_, prometheus::Error>(h)
+        };
+        let upstream_first_byte = histogram(
+            "upstream_first_byte_seconds",
+            "Time from sending a request to Dify to its response head, by endpoint.",
+            DURATION_BUCKETS,
+            &["endpoint"],
+        )?;
+        let ttft = histogram(
+            "time_to_first_token_seconds",
+            "Time from request start to the first `message` event of a stream, by tenant and app.",
+            TTFT_BUCKETS,
+            &["tenant", "app"],
+        )?;
+        let stream_duration = histogram(
+            "stream_duration_seconds",
+            "Lifetime of completion streams, by tenant and app.",
+            STREAM_BUCKETS,
+            &["tenant", "app"],
+        )?;
+        let tokens = counter(
+            reg,
+            "tokens_total",
+            "Tokens Dify reported, by tenant, app and type (prompt, completion).",
+            &["tenant", "app", "type"],
+        )?;
+        let cost = CounterVec::new(
+            Opts::new(
+                format!("{PREFIX}cost_total"),
+                "Cost Dify reported (total_price), by tenant, app and currency.",
+            ),
+            &["tenant", "app", "currency"],
+        )?;
+        reg.register(Box::new(cost.clone()))?;
+        let redis_up = IntGauge::new(
+            format!("{PREFIX}redis_up"),
+            "1 while Redis is connected and its circuit closed.",
+        )?;
+        reg.register(Box::new(redis_up.clone()))?;
+        let build = IntGaugeVec::new(
+            Opts::new(
+                format!("{PREFIX}build_info"),
+                "Build information; the value is always 1.",
+            ),
+            &["version"],
+        )?;
+        reg.register(Box::new(build.clone()))?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Ok(Self {
+            requests,
+            duration,
+            active_streams,
+            auth_failures,
+            upstream_errors,
+            stops,
+            sse_events,
+            cache_lookups,
+            redis_errors,
+            config_reloads,
+            upstream_first_byte,
+            ttft,
+            stream_duration,
+            tokens,
+            cost,
+            redis_up,
+        })
+    }
+
+    /// Records a finished request.
+    pub fn record_request(&self, l: &RequestLabels<'_>, seconds: f64) {
+        self.requests
+            .with_label_values(&[
+                l.endpoint,
+                method_label(l.method),
+                status_class(l.status),
+                l.tenant,
+                l.app,
+            ])
+            .inc();
+        let h: Histogram = self.duration.with_label_values(&[l.endpoint, l.mode]);
+        h.observe(seconds);
+    }
+
+    /// Counts a refused call (`reason` from a closed set).
+    pub fn auth_failure(&self, reason: &'static str) {
+        self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a stop sent to Dify (`cause` from a closed set).
+    pub fn stop(&self, cause: &'static str) {
+        self.stops.with_label_values(&[cause]).inc();
+    }
+
+    /// Counts `n` SSE events of `kind` (a closed set).
+    pub fn sse_events(&self, kind: &'static str, n: u64) {
+        if n > 0 {
+            self.sse_events.with_label_values(&[kind]).inc_by(n);
+        }
+    }
+
+    /// Time from sending to Dify to its response head.
+    pub fn upstream_first_byte(&self, endpoint: &'static str, seconds: f64) {
+        self.upstream_first_byte
+            .with_label_values(&[endpoint])
+            .observe(seconds);
+    }
+
+    /// A finished completion stream: its time to first token (when it had one) and its lifetime.
+    pub fn stream(&self, tenant: &str, app: &str, ttft: Option<f64>, duration: f64) {
+        if let Some(t) = ttft {
+            self.ttft.with_label_values(&[tenant, app]).observe(t);
+        }
+        self.stream_duration
+            .with_label_values(&[tenant, app])
+            .observe(duration);
+    }
+
+    /// The usage Dify reported for one completion.
+    pub fn usage(&self, tenant: &str, app: &str, prompt: u64, completion: u64, price: Option<(f64, &str)>) {
+        self.tokens
+            .with_label_values(&[tenant, app, "prompt"])
+            .inc_by(prompt);
+        self.tokens
+            .with_label_values(&[tenant, app, "completion"])
+            .inc_by(completion);
+        if let Some((amount, currency)) = price.filter(|(a, _)| a.is_finite() && *a > 0.0) {
+            self.cost
+                .with_label_values(&[tenant, app, currency_label(currency)])
+                .inc_by(amount);
+        }
+    }
+
+    /// Counts a configuration reload (`outcome` from a closed set).
+    pub fn config_reload(&self, outcome: &'static str) {
+        self.config_reloads.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts a cache lookup (all labels from closed sets).
+    pub fn cache_lookup(&self, endpoint: &'static str, tier: &'static str, outcome: &'static str) {
+        self.cache_lookups
+            .with_label_values(&[endpoint, tier, outcome])
+            .inc();
+    }
+
+    /// Counts a failed or skipped Redis call.
+    pub fn redis_error(&self, op: &'static str, kind: &'static str) {
+        self.redis_errors.with_label_values(&[op, kind]).inc();
+    }
+
+    /// Counts an upstream failure (`kind` from a closed set).
+    pub fn upstream_error(&self, kind: &'static str) {
+        self.upstream_errors.with_label_values(&[kind]).inc();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_with_bounded_labels() {
+        let reg = Registry::new();
+        let m = Metrics::register(&reg).unwrap();
+        let l = RequestLabels {
+            endpoint: "info",
+            method: "BREW",
+            status: 200,
+            tenant: "acme",
+            app: "writer",
+            mode: "blocking",
+        };
+        m.record_request(&l, 0.01);
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&reg.gather())
+            .unwrap();
+        assert!(text.contains(
+            "dify_gateway_requests_total{app=\"writer\",endpoint=\"info\",method=\"other\",status_class=\"2xx\",tenant=\"acme\"} 1"
+        ));
+        assert!(
+            text.contains(
+                "dify_gateway_request_duration_seconds_count{endpoint=\"info\",mode=\"blocking\"} 1"
+            )
+        );
+    }
+}
