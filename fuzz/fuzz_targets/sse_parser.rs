@@ -2,14 +2,16 @@
 //! panicking, give the same events as the unsplit input, and keep the buffer within its bound.
 #![no_main]
 
-use dify_gateway::stream::SseParser;
+use dify_gateway_fuzz::stream::parser::SseParser;
 use libfuzzer_sys::fuzz_target;
 
 fn events(chunks: &[&[u8]]) -> Vec<(Option<String>, Vec<u8>, bool)> {
     let mut p = SseParser::new(1024);
     let mut out = Vec::new();
     for c in chunks {
-        p.feed(c, &mut |e| out.push((e.event.map(String::from), e.data.to_vec(), e.truncated)));
+        p.feed(c, &mut |e| {
+            out.push((e.event.map(String::from), e.data.to_vec(), e.truncated))
+        });
         assert!(p.buffered() <= 1024 + 64 + 16 + 1024 + 64);
     }
     out

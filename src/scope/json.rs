@@ -1,7 +1,7 @@
 //! Rewrites `user` in a JSON request body (completion, stop, feedback, text-to-audio) and reads the
 //! ids the gateway needs to check ownership. Pure: bytes in, bytes out.
 
-use super::{DEFAULT_USER, scoped};
+use super::user::{DEFAULT_USER, scoped};
 use serde_json::Value;
 
 /// What the gateway learned from, and did to, a JSON body.

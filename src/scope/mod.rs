@@ -9,8 +9,12 @@ pub mod multipart;
 pub mod params;
 pub mod pingora;
 pub mod plan;
+pub mod user;
+#[cfg(any(test, feature = "models"))]
+pub mod werkzeug;
 
 pub use plan::{BodyFacts, BodyPlan};
+pub use user::{DEFAULT_USER, scoped};
 
 /// The request body's progress (filled by this step).
 #[derive(Debug, Default)]
@@ -21,12 +25,4 @@ pub struct BodyState {
     pub bytes: u64,
     /// The body was read in `request_filter` and is replayed from Pingora's buffer.
     pub read_early: bool,
-}
-
-/// Dify's shared end user for requests without `user`; scoped per tenant like any other.
-pub const DEFAULT_USER: &str = "DEFAULT-USER";
-
-/// The `user` Dify sees for a tenant's `user`.
-pub fn scoped(tenant: &str, user: &str) -> String {
-    format!("{tenant}:{user}")
 }

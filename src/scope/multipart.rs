@@ -2,8 +2,13 @@
 //! (request step 7, `request_body_filter`). File parts pass chunk by chunk; only part headers
 //! (at most 16 KiB) and the `user` value (at most 4 KiB) are held. Without a `user` field the
 //! tenant's own `DEFAULT-USER` is added, so no upload lands in Dify's end user shared by everyone.
+//!
+//! Delimiters are read strictly (RFC 2046 forbids the boundary inside content): the body must start
+//! with the first delimiter (no preamble), every `--boundary` before the closing one must follow a
+//! CRLF and be followed by CRLF or `--`. Anything werkzeug could split differently is refused.
 
-use super::{DEFAULT_USER, params, scoped};
+use super::params;
+use super::user::{DEFAULT_USER, scoped};
 
 const MAX_HEADERS: usize = 16 * 1024;
 const MAX_USER: usize = 4 * 1024;
@@ -38,6 +43,8 @@ pub struct MultipartScoper {
     saw_user: bool,
     /// Bytes at the front of `pending` already searched for the current state's needle.
     scanned: usize,
+    /// The first delimiter has been seen (before it, nothing may come).
+    started: bool,
     /// The `user` Dify will see, once known.
     pub dify_user: Option<String>,
 }
@@ -74,6 +81,7 @@ impl MultipartScoper {
             skip: 2,
             saw_user: false,
             scanned: 0,
+            started: false,
             dify_user: None,
         }
     }
@@ -113,7 +121,7 @@ impl MultipartScoper {
         match self.state {
             State::Pass => self.pass(out),
             State::User => self.user(out),
-            State::AfterDelimiter => Ok(self.after_delimiter(out)),
+            State::AfterDelimiter => self.after_delimiter(out),
             State::Headers => self.headers(out),
             State::Epilogue => {
                 let n = self.pending.len();
@@ -129,8 +137,19 @@ impl MultipartScoper {
         self.scanned = 0;
     }
 
-    /// Inside a part that passes unchanged: everything before the next delimiter goes out.
+    /// Inside a part that passes unchanged: everything before the next delimiter goes out. Before
+    /// the first delimiter nothing may come: a preamble is refused.
     fn pass(&mut self, out: &mut Vec<u8>) -> Result<bool, Malformed> {
+        if !self.started {
+            let n = self.pending.len().min(self.delim.len());
+            if self.pending[..n] != self.delim[..n] {
+                return Err(Malformed);
+            }
+            if n < self.delim.len() {
+                return Ok(false);
+            }
+            self.started = true;
+        }
         match self.next_delimiter()? {
             Some(i) => {
                 self.emit_front(i, out);
@@ -162,29 +181,36 @@ impl MultipartScoper {
         }
     }
 
-    /// After a delimiter: `--` closes the body (adding the default user if none was sent), anything
-    /// else starts a part's headers.
-    fn after_delimiter(&mut self, out: &mut Vec<u8>) -> bool {
+    /// After a delimiter: `--` closes the body (adding the default user if none was sent), CRLF
+    /// starts a part's headers, anything else is refused (werkzeug would read it as data).
+    fn after_delimiter(&mut self, out: &mut Vec<u8>) -> Result<bool, Malformed> {
         let dl = self.delim.len();
         if self.pending.len() < dl + 2 {
-            return false;
+            return Ok(false);
         }
-        if &self.pending[dl..dl + 2] == b"--" {
-            if !self.saw_user {
-                self.inject_default_user(out);
+        match &self.pending[dl..dl + 2] {
+            b"--" => {
+                if !self.saw_user {
+                    self.inject_default_user(out);
+                }
+                self.enter(State::Epilogue);
             }
-            self.enter(State::Epilogue);
-        } else {
-            self.emit_front(dl, out);
-            self.enter(State::Headers);
+            b"\r\n" => {
+                self.emit_front(dl, out);
+                self.enter(State::Headers);
+            }
+            _ => return Err(Malformed),
         }
-        true
+        Ok(true)
     }
 
     /// A part's headers, held whole (at most 16 KiB): every `user` part is scoped, not just the first.
     fn headers(&mut self, out: &mut Vec<u8>) -> Result<bool, Malformed> {
         match self.find_from_scanned(b"\r\n\r\n") {
             Some(i) => {
+                if find(&self.pending[..i + 4], &self.delim[2..]).is_some() {
+                    return Err(Malformed);
+                }
                 let is_user = is_user_field(&self.pending[..i])?;
                 self.emit_front(i + 4, out);
                 self.saw_user |= is_user;
@@ -196,22 +222,19 @@ impl MultipartScoper {
         }
     }
 
-    /// Where the next `CRLF--boundary` starts in what is held. A boundary after a bare LF or CR is one
-    /// werkzeug would accept and this rewriter would not see: the body is refused.
+    /// Where the next `CRLF--boundary` starts in what is held. The boundary anywhere else (after a
+    /// bare LF or CR, or inside a line) is one werkzeug might read as a delimiter or as data where
+    /// this rewriter would not: the body is refused.
     fn next_delimiter(&mut self) -> Result<Option<usize>, Malformed> {
         let dashed = &self.delim[2..];
         // Only what arrived since the last look (and a needle's length before it) is searched, so
         // a body sent in tiny chunks costs O(bytes), not O(bytes x held).
-        let mut from = self.scanned.saturating_sub(dashed.len() + 2);
-        while let Some(at) = find(&self.pending[from..], dashed).map(|i| i + from) {
-            let before = &self.pending[at.saturating_sub(2)..at];
-            if before == b"\r\n" {
-                return Ok(Some(at - 2));
-            }
-            if before.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                return Err(Malformed);
-            }
-            from = at + 1;
+        let from = self.scanned.saturating_sub(dashed.len() + 2);
+        if let Some(at) = find(&self.pending[from..], dashed).map(|i| i + from) {
+            return match at.checked_sub(2).map(|b| &self.pending[b..at]) {
+                Some(b"\r\n") => Ok(Some(at - 2)),
+                _ => Err(Malformed),
+            };
         }
         self.scanned = self.pending.len();
         Ok(None)
@@ -250,8 +273,9 @@ fn is_user_field(headers: &[u8]) -> Result<bool, Malformed> {
             return Err(Malformed);
         }
     }
+    // werkzeug refuses a part without one (and Dify then sees an empty form).
     let Some(value) = disposition else {
-        return Ok(false);
+        return Err(Malformed);
     };
     let p = params::parse(value).ok_or(Malformed)?;
     Ok(p.get("name") == Some("user") && p.get("filename").is_none())

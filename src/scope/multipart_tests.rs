@@ -153,3 +153,159 @@ fn refuses_what_werkzeug_might_read_differently() {
         "header split by a bare LF"
     );
 }
+
+#[test]
+fn a_preamble_or_a_boundary_werkzeug_reads_as_data_is_refused() {
+    // werkzeug skips junk before the first boundary: `victim` would reach Dify unscoped.
+    let preamble =
+        format!("X--{B}\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nvictim\r\n--{B}--\r\n");
+    assert_eq!(
+        run(preamble.as_bytes(), &[]),
+        Err(Malformed),
+        "junk before the first boundary"
+    );
+    assert_eq!(
+        run(format!("\r\n{preamble}").as_bytes(), &[1]),
+        Err(Malformed),
+        "line break first"
+    );
+    // werkzeug reads `--BX: y` as data: the user part behind it would be hidden from Dify.
+    let hidden = format!(
+        "--{B}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nx\r\n--{B}X: y\r\n\
+         Content-Disposition: form-data; name=\"user\"\r\n\r\nbob\r\n--{B}--\r\n"
+    );
+    assert_eq!(
+        run(hidden.as_bytes(), &[]),
+        Err(Malformed),
+        "boundary followed by other bytes"
+    );
+    let inline = form(&[part("file", Some("a"), &format!("ab--{B}cd"))]);
+    assert_eq!(
+        run(inline.as_bytes(), &[]),
+        Err(Malformed),
+        "boundary inside a line"
+    );
+    let no_disposition = format!("--{B}\r\nX-A: b\r\n\r\nbob\r\n--{B}--\r\n");
+    assert_eq!(
+        run(no_disposition.as_bytes(), &[]),
+        Err(Malformed),
+        "part without a disposition"
+    );
+}
+
+mod differential {
+    //! Whatever the rewriter accepts, werkzeug (Dify's reader, transcribed in `scope::werkzeug`)
+    //! reads the same parts from the input and the output, with every `user` scoped.
+    use super::*;
+    use crate::scope::werkzeug::{Part, parse};
+    use proptest::prelude::*;
+
+    const BD: &str = "bnd";
+
+    fn token() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "--bnd",
+            "--bnd",
+            "--bnd--",
+            "\r\n",
+            "\r\n",
+            "\n",
+            "\r",
+            "--",
+            " ",
+            "\t",
+            "X",
+            "X: y",
+            "bob",
+            ":",
+            "\r\n\r\n",
+            "\n\n",
+            "Content-Disposition: form-data; name=\"user\"",
+            "Content-Disposition: form-data; name=\"file\"; filename=\"a.png\"",
+            "Content-Disposition: form-data; name=\"note\"",
+            "Content-Type: image/png",
+        ])
+    }
+
+    /// A well-formed body around some parts, so that the accepted path is exercised too.
+    fn well_formed() -> impl Strategy<Value = Vec<u8>> {
+        let p = (
+            prop::sample::select(vec!["user", "file", "note"]),
+            prop::collection::vec(token(), 0..4),
+        );
+        prop::collection::vec(p, 0..4).prop_map(|parts| {
+            let mut body = String::new();
+            for (name, value) in parts {
+                let disp = if name == "file" {
+                    "name=\"file\"; filename=\"a\""
+                } else {
+                    &format!("name=\"{name}\"")
+                };
+                body.push_str(&format!(
+                    "--{BD}\r\nContent-Disposition: form-data; {disp}\r\n\r\n{}\r\n",
+                    value.concat()
+                ));
+            }
+            body.push_str(&format!("--{BD}--\r\n"));
+            body.into_bytes()
+        })
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(token(), 0..24).prop_map(|t| t.concat().into_bytes()),
+            well_formed(),
+        ]
+    }
+
+    fn rewrite(input: &[u8], cut: usize) -> Option<Vec<u8>> {
+        let mut s = MultipartScoper::new(BD, "acme");
+        let mut out = Vec::new();
+        let at = cut % (input.len() + 1);
+        s.feed(&input[..at], &mut out).ok()?;
+        s.feed(&input[at..], &mut out).ok()?;
+        s.finish(&mut out).ok()?;
+        Some(out)
+    }
+
+    fn users(parts: &[Part]) -> Vec<Vec<u8>> {
+        let is_user = |p: &&Part| p.filename.is_none() && p.name.as_deref() == Some("user");
+        parts.iter().filter(is_user).map(|p| p.data.clone()).collect()
+    }
+
+    fn others(parts: &[Part]) -> Vec<Part> {
+        let is_user = |p: &&Part| p.filename.is_none() && p.name.as_deref() == Some("user");
+        parts.iter().filter(|p| !is_user(p)).cloned().collect()
+    }
+
+    /// Checks one body; `Err` says how werkzeug and the rewriter differ.
+    pub(crate) fn check(input: &[u8], cut: usize) -> Result<(), String> {
+        let Some(output) = rewrite(input, cut) else {
+            return Ok(()); // refused: nothing reaches Dify
+        };
+        let before = parse(input, BD.as_bytes()).ok_or("accepted a body werkzeug cannot read")?;
+        let after = parse(&output, BD.as_bytes()).ok_or("werkzeug cannot read the rewritten body")?;
+        if others(&before) != others(&after) {
+            return Err(format!("parts differ: {before:?} vs {after:?}"));
+        }
+        let want: Vec<Vec<u8>> = match users(&before) {
+            u if u.is_empty() => vec![b"acme:DEFAULT-USER".to_vec()],
+            u => u
+                .iter()
+                .map(|v| format!("acme:{}", String::from_utf8_lossy(v)).into_bytes())
+                .collect(),
+        };
+        if users(&after) != want {
+            return Err(format!("users {:?}, want {want:?}", users(&after)));
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #[test]
+        fn werkzeug_reads_what_the_rewriter_meant(input in body(), cut in any::<usize>()) {
+            prop_assert_eq!(check(&input, cut), Ok(()), "{:?}", String::from_utf8_lossy(&input));
+        }
+    }
+}

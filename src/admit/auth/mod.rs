@@ -2,75 +2,17 @@
 //! verifies the JWT and yields the caller's [`Identity`]. Failures become 401 and never reach Dify.
 
 pub mod bearer;
+pub mod error;
+pub mod header;
 pub mod jwt;
 pub mod mint;
 #[cfg(test)]
 mod tests;
 
 pub use bearer::bearer_token;
+pub use error::AuthError;
 pub use jwt::{Identity, JwtPolicy, JwtVerifier, VerifyKey};
 use std::sync::Arc;
-
-/// Why a call was not authenticated. Each variant is a bounded metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    /// No `Authorization` header.
-    #[error("Authorization header must be provided and start with 'Bearer'")]
-    Missing,
-    /// A scheme other than Bearer.
-    #[error("Authorization scheme must be 'Bearer'")]
-    BadScheme,
-    /// Not a well-formed JWT, or its claims have the wrong types.
-    #[error("Access token is malformed")]
-    Malformed,
-    /// The header's algorithm is not the one pinned for the key (including `none`).
-    #[error("Access token algorithm is not accepted")]
-    AlgorithmNotAllowed,
-    /// The header's `kid` names no configured key.
-    #[error("Access token key id is unknown")]
-    UnknownKeyId,
-    /// No key verifies the signature.
-    #[error("Access token signature is invalid")]
-    BadSignature,
-    /// `exp` has passed.
-    #[error("Access token has expired")]
-    Expired,
-    /// `exp` is missing.
-    #[error("Access token has no expiry (exp)")]
-    MissingExp,
-    /// `nbf` is in the future.
-    #[error("Access token is not valid yet")]
-    NotYetValid,
-    /// `iss` is missing or not the configured issuer.
-    #[error("Access token issuer is not accepted")]
-    WrongIssuer,
-    /// `aud` is missing or not the configured audience.
-    #[error("Access token audience is not accepted")]
-    WrongAudience,
-    /// The tenant claim is missing or empty.
-    #[error("Access token names no tenant")]
-    MissingTenant,
-}
-
-impl AuthError {
-    /// Bounded label for metrics and logs.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::Missing => "missing",
-            Self::BadScheme => "bad_scheme",
-            Self::Malformed => "malformed",
-            Self::AlgorithmNotAllowed => "algorithm",
-            Self::UnknownKeyId => "unknown_kid",
-            Self::BadSignature => "bad_signature",
-            Self::Expired => "expired",
-            Self::MissingExp => "missing_exp",
-            Self::NotYetValid => "not_yet_valid",
-            Self::WrongIssuer => "issuer",
-            Self::WrongAudience => "audience",
-            Self::MissingTenant => "missing_tenant",
-        }
-    }
-}
 
 /// Authenticates a call from its `Authorization` header value at time `now` (Unix seconds).
 pub fn authenticate(

@@ -1,0 +1,3 @@
+//! `src/stream`: the SSE parser.
+#[path = "../../../src/stream/parser.rs"]
+pub mod parser;
