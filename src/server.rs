@@ -3,31 +3,41 @@
 //! added. Ports are bound only when the server runs, after the configuration has been validated.
 
 use crate::admin::AdminApp;
+use crate::admit::refusal_reasons;
+use crate::admit::route::Endpoint;
 use crate::admit::snapshot::SharedSnapshot;
+use crate::admit::snapshot::Snapshot;
 use crate::background::STOP_MARGIN;
+use crate::background::drain::{Drain, Requests};
 use crate::background::redis_sync::RedisSync;
+use crate::background::reload;
 use crate::background::reload::Reloader;
 use crate::background::resolve::Resolver;
 use crate::background::shutdown::ShutdownStops;
 use crate::background::trace_flush::TraceFlush;
 use crate::cache::MetadataCache;
-use crate::config::{ServerSettings, Settings, StreamSettings};
+use crate::cache::key::Cached;
+use crate::config::{ServerSettings, Settings, Source, StreamSettings};
 use crate::ownership::Ownership;
 use crate::proxy::Gateway;
 use crate::redis::RedisTier;
+use crate::respond::UpstreamFailure;
 use crate::scope::pingora::BodyLimits;
 use crate::secret::Secret;
+use crate::stream::EventKind;
 use crate::stream::Streams;
+use crate::stream::stop::StopCause;
 use crate::stream::stop::{ActiveStreams, Stopper};
+use crate::telemetry::Known;
 use crate::telemetry::Metrics;
 use crate::telemetry::trace::Otel;
 use crate::upstream::{DifyClient, Upstream};
+use crate::{cache, redis};
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use prometheus::Registry;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Pingora's server settings, derived from ours.
@@ -53,6 +63,7 @@ struct Parts {
     stopper: Arc<Stopper>,
     active: Arc<ActiveStreams>,
     snapshot: Arc<SharedSnapshot>,
+    requests: Arc<Requests>,
 }
 
 fn parts(settings: Settings) -> Result<(Parts, Rest), String> {
@@ -61,13 +72,16 @@ fn parts(settings: Settings) -> Result<(Parts, Rest), String> {
         upstream,
         streams,
         cache: c,
+        redis,
         admin_token,
+        metrics_token,
         telemetry,
         snapshot,
         ..
     } = settings;
     let registry = Registry::new();
     let metrics = Metrics::register(&registry).map_err(|e| format!("metrics: {e}"))?;
+    precreate(&metrics, &snapshot);
     let upstream = Arc::new(Upstream::new(upstream));
     let client = Arc::new(DifyClient::new(upstream.clone()));
     let otel = match &telemetry.otlp_endpoint {
@@ -76,10 +90,7 @@ fn parts(settings: Settings) -> Result<(Parts, Rest), String> {
         )),
         None => None,
     };
-    let redis = c
-        .redis_url
-        .clone()
-        .map(|url| Arc::new(RedisTier::new(url, c.redis_timeout, metrics.clone())));
+    let redis = redis.map(|r| Arc::new(RedisTier::new(&r, metrics.clone())));
     let cache = c
         .enabled
         .then(|| MetadataCache::new(&c, client.clone(), redis.clone(), metrics.clone()));
@@ -87,6 +98,7 @@ fn parts(settings: Settings) -> Result<(Parts, Rest), String> {
         stopper: Arc::new(Stopper::new(client, metrics.clone())),
         active: Arc::new(ActiveStreams::default()),
         snapshot: Arc::new(SharedSnapshot::new(snapshot)),
+        requests: Arc::new(Requests::default()),
         registry,
         metrics,
         upstream,
@@ -100,6 +112,7 @@ fn parts(settings: Settings) -> Result<(Parts, Rest), String> {
             server,
             streams,
             admin_token,
+            metrics_token,
         },
     ))
 }
@@ -109,10 +122,39 @@ struct Rest {
     server: ServerSettings,
     streams: StreamSettings,
     admin_token: Option<Secret>,
+    metrics_token: Option<Secret>,
+}
+
+/// Creates every series a dashboard or alert reads, at zero, from the label values each step knows.
+fn precreate(metrics: &Metrics, snapshot: &Snapshot) {
+    let endpoints: Vec<_> = Endpoint::ALL
+        .iter()
+        .map(|e| (e.name(), e.method(), e.streams()))
+        .collect();
+    let reasons = refusal_reasons();
+    let failures = UpstreamFailure::ALL.map(UpstreamFailure::label);
+    let causes = StopCause::ALL.map(StopCause::label);
+    let kinds = EventKind::ALL.map(EventKind::label);
+    let cached = Cached::ALL.map(Cached::name);
+    metrics.precreate(&Known {
+        endpoints: &endpoints,
+        auth_reasons: &reasons,
+        upstream_failures: &failures,
+        stop_causes: &causes,
+        sse_kinds: &kinds,
+        cache: (&cached, &cache::TIERS, &cache::OUTCOMES),
+        redis: (&redis::OPS, &redis::FAILURES),
+        reloads: &reload::OUTCOMES,
+    });
+    for t in snapshot.tenants.values() {
+        for a in &t.apps {
+            metrics.precreate_app(&t.id, &a.name);
+        }
+    }
 }
 
 /// Builds the server with all its services, ready to run.
-pub fn build(settings: Settings, config_path: Option<PathBuf>) -> Result<Server, String> {
+pub fn build(settings: Settings, source: Option<Source>) -> Result<Server, String> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&settings));
     server.bootstrap();
     let (p, rest) = parts(settings)?;
@@ -125,6 +167,7 @@ pub fn build(settings: Settings, config_path: Option<PathBuf>) -> Result<Server,
             max_request_body: rest.server.max_request_body,
             max_json_body: rest.streams.max_json_body,
         },
+        trusted_proxies: rest.server.trusted_proxies.clone(),
         ownership: ownership.clone(),
         streams: Streams {
             settings: rest.streams.clone(),
@@ -135,6 +178,7 @@ pub fn build(settings: Settings, config_path: Option<PathBuf>) -> Result<Server,
         },
         cache: p.cache.clone(),
         otel: p.otel.clone(),
+        requests: p.requests.clone(),
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "dify-gateway");
@@ -145,18 +189,19 @@ pub fn build(settings: Settings, config_path: Option<PathBuf>) -> Result<Server,
         cache: p.cache.clone(),
         snapshot: p.snapshot.clone(),
         token: rest.admin_token.clone(),
+        metrics_token: rest.metrics_token.clone(),
     };
     let mut admin = Service::new("admin".to_string(), admin_app);
     admin.threads = Some(1);
     admin.add_tcp(&rest.server.admin_listen.to_string());
     server.add_service(proxy);
     server.add_service(admin);
-    add_background(&mut server, &rest, &p, config_path);
+    add_background(&mut server, &rest, &p, source);
     Ok(server)
 }
 
 /// The services beside the request flow.
-fn add_background(server: &mut Server, rest: &Rest, p: &Parts, config_path: Option<PathBuf>) {
+fn add_background(server: &mut Server, rest: &Rest, p: &Parts, source: Option<Source>) {
     let grace = rest.server.grace_period;
     let stops = ShutdownStops {
         streams: p.active.clone(),
@@ -164,9 +209,15 @@ fn add_background(server: &mut Server, rest: &Rest, p: &Parts, config_path: Opti
         grace,
     };
     server.add_service(background_service("shutdown stops", stops));
-    if let Some(path) = config_path {
+    let drain = Drain {
+        requests: p.requests.clone(),
+        stopper: p.stopper.clone(),
+        otel: p.otel.clone(),
+    };
+    server.add_service(background_service("drain", drain));
+    if let Some(source) = source {
         let reloader = Reloader {
-            path,
+            source,
             snapshot: p.snapshot.clone(),
             metrics: p.metrics.clone(),
         };

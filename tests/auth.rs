@@ -16,6 +16,7 @@ async fn info(env: &Env, auth: Option<String>) -> reqwest::Response {
 
 #[tokio::test]
 async fn each_bad_token_is_refused_before_dify() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let base = claims("acme", None);
     let with = |k: &str, v: serde_json::Value| {
@@ -138,6 +139,7 @@ async fn each_bad_token_is_refused_before_dify() {
 
 #[tokio::test]
 async fn valid_tokens_of_each_algorithm_map_to_the_right_app_key() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let cases = [
         (sign_hs(Some("hs"), &claims("acme", None)), None, KEY_ACME_WRITER),

@@ -11,16 +11,113 @@ fn bin() -> Command {
 }
 
 #[test]
-fn check_accepts_the_reference_config() {
+fn check_accepts_the_reference_config_only_with_a_secret_of_ones_own() {
+    let _bound = bound(120);
     let out = bin()
         .args(["check", "--config", "config/gateway.toml"])
+        .env("GW_JWT_SECRET", "a-deployment-secret-of-32-bytes-or-more")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Its fallback development secret is printed in this repository: anyone could mint tokens.
+    for args in [vec!["check"], vec!["token", "--tenant", "acme"]] {
+        let out = bin()
+            .args(&args)
+            .args(["--config", "config/gateway.toml"])
+            .env_remove("GW_JWT_SECRET")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("auth.keys[0].secret: is the published development secret"),
+            "{err}"
+        );
+    }
+}
+
+/// Writes `toml` to a temp file and runs `check` on it.
+fn check(toml: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, toml).unwrap();
+    bin().args(["check", "--config"]).arg(&path).output().unwrap()
+}
+
+const BASE: &str = r#"
+[upstream]
+url = "http://127.0.0.1:5001"
+[[auth.keys]]
+id = "k"
+algorithm = "HS256"
+secret = "a-deployment-secret-of-32-bytes-or-more"
+"#;
+
+#[test]
+fn a_shared_key_must_scope_users_and_opening_its_app_wide_endpoints_warns() {
+    let _bound = bound(120);
+    let shared = format!(
+        "{BASE}[[tenants]]\nid = \"acme\"\n[[tenants.apps]]\nname = \"w\"\napi_key = \"app-shared\"\n\
+         scope_users = false\n[[tenants]]\nid = \"globex\"\n[[tenants.apps]]\nname = \"w\"\n\
+         api_key = \"app-shared\"\napp_wide_endpoints = true\n"
+    );
+    let out = check(&shared);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "tenants[0].apps[0].scope_users: must be true: this Dify key is shared with tenant(s) globex"
+        ),
+        "{err}"
+    );
+    let fixed = shared.replace("scope_users = false", "scope_users = true");
+    let out = check(&fixed);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "warning: tenants[1].apps[0].app_wide_endpoints: this Dify key is shared with tenant(s) acme"
+        ),
+        "{err}"
+    );
+    // One tenant alone may turn scoping off.
+    let alone = format!(
+        "{BASE}[[tenants]]\nid = \"acme\"\n[[tenants.apps]]\nname = \"w\"\napi_key = \"app-own\"\nscope_users = false\n"
+    );
+    assert!(check(&alone).status.success());
+}
+
+#[test]
+fn redis_needs_a_key_to_authenticate_values_and_a_scheme_this_build_serves() {
+    let _bound = bound(120);
+    let tenant = "[[tenants]]\nid = \"acme\"\n[[tenants.apps]]\nname = \"w\"\napi_key = \"app-own\"\n";
+    for (redis, want) in [
+        (
+            "[redis]\nurl = \"redis://127.0.0.1:6379\"\n",
+            "redis.hmac_key: is required with Redis",
+        ),
+        (
+            "[redis]\nurl = \"redis://127.0.0.1:6379\"\nhmac_key = \"short\"\n",
+            "redis.hmac_key: must be at least 32 bytes",
+        ),
+        (
+            "[cache]\nredis_url = \"http://x\"\n",
+            "cache.redis_url: must start with redis:// or unix://",
+        ),
+    ] {
+        let out = check(&format!("{BASE}{tenant}{redis}"));
+        assert_eq!(out.status.code(), Some(64), "{redis}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{redis}: {err}");
+    }
+    let ok =
+        format!("{BASE}{tenant}[redis]\nurl = \"redis://127.0.0.1:6379\"\nhmac_key = \"{REDIS_HMAC_KEY}\"\n");
+    assert!(check(&ok).status.success());
 }
 
 #[test]
 fn check_reports_every_problem_by_key_path() {
+    let _bound = bound(120);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(
@@ -88,6 +185,7 @@ chat = "1m"
 
 #[test]
 fn bad_config_exits_64_before_binding_any_port() {
+    let _bound = bound(120);
     // The listen port is held here: a gateway that bound before validating would fail on it.
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();
@@ -107,6 +205,7 @@ fn bad_config_exits_64_before_binding_any_port() {
 
 #[tokio::test]
 async fn token_command_signs_a_token_the_gateway_accepts() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let cfg = env.gw.dir.path().join("gateway.toml");
     let out = bin()
@@ -132,6 +231,7 @@ async fn token_command_signs_a_token_the_gateway_accepts() {
 
 #[test]
 fn the_container_config_is_valid() {
+    let _bound = bound(120);
     let out = bin()
         .args(["check", "--config", "deploy/gateway.toml"])
         .env("DIFY_URL", "http://dify-api:5001")
@@ -139,6 +239,7 @@ fn the_container_config_is_valid() {
         .env("GW_ADMIN_TOKEN", "an-admin-token-0123456789")
         .env("DIFY_KEY_ACME_WRITER", "app-key")
         .env_remove("GW_REDIS_URL")
+        .env_remove("GW_REDIS_HMAC_KEY")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -153,4 +254,106 @@ fn the_container_config_is_valid() {
         String::from_utf8_lossy(&out.stderr)
             .contains("auth.keys[0].secret: environment variable GW_JWT_SECRET is not set")
     );
+}
+
+/// `config/gateway.toml` with the gateway, admin and simulator on free loopback ports.
+fn demo_config(dir: &std::path::Path) -> (std::path::PathBuf, u16) {
+    let (listen, admin, sim) = (free_port(), free_port(), free_port());
+    let text = std::fs::read_to_string("config/gateway.toml")
+        .unwrap()
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{listen}"))
+        .replace("127.0.0.1:9090", &format!("127.0.0.1:{admin}"))
+        .replace("127.0.0.1:5001", &format!("127.0.0.1:{sim}"))
+        .replacen(
+            "[server]\n",
+            &format!(
+                "[server]\npid_file = \"{0}/gw.pid\"\nupgrade_sock = \"{0}/gw.sock\"\n",
+                dir.display()
+            ),
+            1,
+        );
+    let path = dir.join("demo.toml");
+    std::fs::write(&path, text).unwrap();
+    (path, listen)
+}
+
+#[tokio::test]
+async fn the_demo_answers_its_curl_line_and_exits_on_sigint_and_sigterm() {
+    let _bound = bound(120);
+    for signal in ["-INT", "-TERM"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (cfg, listen) = demo_config(dir.path());
+        let log = dir.path().join("demo.log");
+        let mut child = bin()
+            .args(["demo", "--config"])
+            .arg(&cfg)
+            .env_remove("GW_JWT_SECRET")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let banner = eventually(30, "the demo's curl line", || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.contains("curl -N").then_some(text)
+        })
+        .await;
+        let tok = banner
+            .split("Authorization: Bearer ")
+            .nth(1)
+            .and_then(|t| t.split('\'').next())
+            .unwrap()
+            .to_string();
+        let body = client()
+            .post(format!("http://127.0.0.1:{listen}/v1/completion-messages"))
+            .header("authorization", bearer(&tok))
+            .json(&serde_json::json!({"inputs": {"topic": "green tea"}, "response_mode": "streaming", "user": "alice"}))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(data_events(&body).last().unwrap()["event"], "message_end");
+        let t = std::time::Instant::now();
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = eventually(10, "the demo to exit", || child.try_wait().unwrap()).await;
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{signal}: {:?}",
+            t.elapsed()
+        );
+        assert!(status.success(), "{signal}: {status:?}");
+    }
+}
+
+#[tokio::test]
+async fn text_logs_to_a_file_carry_no_colour_codes() {
+    let _bound = bound(120);
+    let mut setup = Setup::default();
+    setup.gateway_env.push(("RUST_LOG".into(), "info".into()));
+    let sim = dify_sim::Simulator::start("127.0.0.1:0".parse().unwrap(), setup.sim.clone())
+        .await
+        .unwrap();
+    let toml = config_toml(&sim.base_url(), &setup).replace("log_format = \"json\"", "log_format = \"text\"");
+    let gw = Gateway::start(&toml).await;
+    let r = client()
+        .get(gw.url("/v1/info"))
+        .header("authorization", bearer(&token("acme", None)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let log = eventually(10, "the access line", || {
+        let l = gw.log();
+        l.contains("endpoint=\"info\"").then_some(l)
+    })
+    .await;
+    assert!(!log.contains('\u{1b}'), "ANSI escape codes in a log file:\n{log}");
 }

@@ -116,6 +116,7 @@ async fn exercise(env: &Env) {
 
 #[tokio::test]
 async fn dashboards_and_rules_name_only_exposed_metrics_and_pass_promtool() {
+    let _bound = bound(120);
     let dead_redis = format!("redis://127.0.0.1:{}/", free_port());
     let setup = Setup {
         upstream_extra: "stream_idle_timeout = \"1s\"".into(),
@@ -165,4 +166,74 @@ async fn dashboards_and_rules_name_only_exposed_metrics_and_pass_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `(metric, label, value)` for every equality or alternation matcher in `exprs` (template
+/// variables such as `$tenant` and negative matchers are skipped).
+fn selected_series(exprs: &str) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    let mut rest = exprs;
+    while let Some(i) = rest.find("dify_gateway_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = tail[..end].to_string();
+        rest = &tail[end..];
+        let Some(selector) = rest
+            .strip_prefix('{')
+            .and_then(|s| s.split_once('}'))
+            .map(|(s, _)| s)
+        else {
+            continue;
+        };
+        for m in selector.split(',') {
+            let (op, (k, v)) = match (m.split_once("=~"), m.split_once('=')) {
+                (Some(kv), _) => ("=~", kv),
+                (None, Some(kv)) if !kv.0.ends_with('!') => ("=", kv),
+                _ => continue,
+            };
+            let v = v.trim().trim_matches('"');
+            if v.contains('$') || v.contains('\\') {
+                continue;
+            }
+            let values: Vec<&str> = if op == "=~" {
+                v.split('|').collect()
+            } else {
+                vec![v]
+            };
+            for value in values {
+                out.insert((name.clone(), k.trim().to_string(), value.to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_series_a_dashboard_or_rule_selects_exists_from_start_up() {
+    let _bound = bound(120);
+    let env = Env::start().await;
+    let exposition = env.gw.metrics().await;
+    let exprs = dashboard_exprs();
+    let missing: Vec<_> = metric_names(&exprs)
+        .into_iter()
+        .filter(|n| {
+            !exposition
+                .lines()
+                .any(|l| l.starts_with(n.as_str()) && !l.starts_with('#'))
+        })
+        .collect();
+    assert!(missing.is_empty(), "no series at start-up for {missing:?}");
+    let selected = selected_series(&exprs);
+    assert!(selected.len() >= 5, "{selected:?}");
+    for (name, label, value) in selected {
+        let want = format!("{label}=\"{value}\"");
+        assert!(
+            exposition
+                .lines()
+                .any(|l| l.starts_with(name.as_str()) && l.contains(&want)),
+            "no `{name}{{{want}}}` at start-up"
+        );
+    }
 }

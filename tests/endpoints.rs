@@ -30,6 +30,7 @@ impl Call<'_> {
 
 #[tokio::test]
 async fn every_endpoint_reaches_dify_with_the_app_key_only() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let c = Call {
         env: &env,
@@ -202,6 +203,7 @@ async fn every_endpoint_reaches_dify_with_the_app_key_only() {
 
 #[tokio::test]
 async fn difys_own_answers_pass_through_byte_for_byte() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let direct = client();
     let tok = token("acme", None);
@@ -251,6 +253,7 @@ async fn difys_own_answers_pass_through_byte_for_byte() {
 
 #[tokio::test]
 async fn request_ids_are_kept_or_made_and_returned() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let tok = token("acme", None);
     let resp = env

@@ -45,6 +45,7 @@ fn upload(user: Option<&str>) -> reqwest::multipart::Form {
 
 #[tokio::test]
 async fn users_are_scoped_per_tenant_on_every_endpoint() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let (acme, umbrella) = (token("acme", None), token("umbrella", None));
     let mine = complete(&env, &acme, "bob").await;
@@ -112,6 +113,7 @@ async fn users_are_scoped_per_tenant_on_every_endpoint() {
 
 #[tokio::test]
 async fn foreign_ids_are_answered_like_unknown_ones() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let (acme, umbrella, globex) = (
         token("acme", None),
@@ -236,6 +238,7 @@ async fn foreign_ids_are_answered_like_unknown_ones() {
 
 #[tokio::test]
 async fn bodies_the_gateway_cannot_read_as_dify_would_are_refused() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let tok = token("acme", None);
     let send = |ctype: Option<&str>, body: &str, path: &str| {
@@ -321,6 +324,7 @@ async fn bodies_the_gateway_cannot_read_as_dify_would_are_refused() {
 
 #[tokio::test]
 async fn app_wide_endpoints_are_closed_on_shared_apps() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let umbrella = token("umbrella", None);
     for path in ["/v1/app/feedbacks", "/v1/apps/annotations"] {
@@ -354,28 +358,34 @@ async fn app_wide_endpoints_are_closed_on_shared_apps() {
 
 #[tokio::test]
 async fn a_refused_body_after_100_continue_still_gets_its_answer() {
-    use std::io::{Read, Write};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _bound = bound(120);
     let env = Env::start().await;
     let body = r#"{"inputs": {}, "response_mode": "streaming", "user": {"x": 1}}"#;
-    let mut s = std::net::TcpStream::connect(env.gw.addr).unwrap();
-    write!(
-        s,
-        "POST /v1/completion-messages HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
-        token("acme", None),
-        body.len()
-    )
-    .unwrap();
-    let mut cont = [0u8; 25];
-    s.read_exact(&mut cont).unwrap();
-    assert!(
-        cont.starts_with(b"HTTP/1.1 100 Continue\r\n"),
-        "{}",
-        String::from_utf8_lossy(&cont)
-    );
-    s.write_all(body.as_bytes()).unwrap();
-    let mut rest = String::new();
-    s.read_to_string(&mut rest).unwrap();
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(env.gw.addr).await.unwrap();
+        let head = format!(
+            "POST /v1/completion-messages HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            token("acme", None),
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut cont = [0u8; 25];
+        s.read_exact(&mut cont).await.unwrap();
+        assert!(
+            cont.starts_with(b"HTTP/1.1 100 Continue\r\n"),
+            "{}",
+            String::from_utf8_lossy(&cont)
+        );
+        s.write_all(body.as_bytes()).await.unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await.unwrap();
+        String::from_utf8_lossy(&rest).into_owned()
+    };
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(10), exchange)
+        .await
+        .unwrap();
     assert!(rest.contains("HTTP/1.1 400"), "{rest}");
     assert!(rest.contains("invalid_param"), "{rest}");
     assert_eq!(env.upstream_count(), 0);

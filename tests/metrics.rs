@@ -17,6 +17,7 @@ fn sample(text: &str, series: &str) -> f64 {
 
 #[tokio::test]
 async fn token_and_cost_counters_equal_what_dify_reported() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let tok = token("acme", None);
     let (mut prompt, mut completion, mut cost) = (0u64, 0u64, 0f64);
@@ -98,9 +99,12 @@ async fn token_and_cost_counters_equal_what_dify_reported() {
 
 #[tokio::test]
 async fn no_secret_reaches_a_log_a_metric_or_an_error_body() {
+    let _bound = bound(120);
     let admin = "admin-token-that-must-not-leak-0123";
+    // The most verbose filter there is: no level may let a key through.
     let setup = Setup {
         extra: format!("[admin]\ntoken = \"{admin}\"\n"),
+        gateway_env: vec![("RUST_LOG".into(), "trace".into())],
         ..Setup::default()
     };
     let env = Env::with(setup).await;

@@ -4,19 +4,14 @@
 
 mod common;
 use common::*;
-use std::io::{Read, Write};
 
 /// Sends a raw request line (so that no client library normalises the path) and returns the
 /// status code and body.
-fn raw(env: &Env, method: &str, target: &str, auth: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(env.gw.addr).unwrap();
-    write!(
-        s,
+async fn raw(env: &Env, method: &str, target: &str, auth: &str) -> (u16, String) {
+    let request = format!(
         "{method} {target} HTTP/1.1\r\nHost: gw\r\nAuthorization: {auth}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
+    );
+    let out = raw_exchange(env.gw.addr, request.as_bytes()).await;
     let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
@@ -24,6 +19,7 @@ fn raw(env: &Env, method: &str, target: &str, auth: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn other_paths_never_reach_dify() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let auth = bearer(&token("acme", None));
     let not_found = [
@@ -51,23 +47,24 @@ async fn other_paths_never_reach_dify() {
     for path in not_found {
         for method in ["GET", "POST"] {
             for a in [auth.as_str(), "Bearer nonsense"] {
-                let (status, body) = raw(&env, method, path, a);
+                let (status, body) = raw(&env, method, path, a).await;
                 assert_eq!(status, 404, "{method} {path}: {body}");
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap();
                 assert_eq!(v["code"], "not_found");
             }
         }
     }
-    let (status, body) = raw(&env, "GET", "/v1/completion-messages", &auth);
+    let (status, body) = raw(&env, "GET", "/v1/completion-messages", &auth).await;
     assert_eq!(status, 405, "{body}");
     assert!(body.contains("method_not_allowed"));
-    let (status, _) = raw(&env, "DELETE", "/v1/info", &auth);
+    let (status, _) = raw(&env, "DELETE", "/v1/info", &auth).await;
     assert_eq!(status, 405);
     assert_eq!(env.upstream_count(), 0, "a refused path reached Dify");
 }
 
 #[tokio::test]
 async fn wrong_method_answers_405_with_allow() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let resp = env
         .http

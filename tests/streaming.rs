@@ -11,6 +11,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn first_sse_event_arrives_before_dify_finishes() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let resp = env
         .http
@@ -56,6 +57,7 @@ async fn first_sse_event_arrives_before_dify_finishes() {
 
 #[tokio::test]
 async fn audio_streams_through() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let resp = env
         .http
@@ -92,6 +94,7 @@ fn upload_form(size: usize) -> reqwest::multipart::Form {
 
 #[tokio::test]
 async fn uploads_stream_through_under_the_size_cap() {
+    let _bound = bound(120);
     let env = Env::start().await;
     let auth = bearer(&token("acme", None));
     // 30 MiB, sent chunked (a stream body has no length): well under the 40MB cap.
@@ -157,6 +160,7 @@ async fn uploads_stream_through_under_the_size_cap() {
 
 #[tokio::test]
 async fn dify_unreachable_is_502_in_the_envelope() {
+    let _bound = bound(120);
     let dead = format!("http://127.0.0.1:{}", free_port());
     let env = Env::with(Setup {
         upstream_url: Some(dead),
@@ -184,6 +188,7 @@ async fn dify_unreachable_is_502_in_the_envelope() {
 
 #[tokio::test]
 async fn slow_dify_is_504_and_the_default_timeout_waits() {
+    let _bound = bound(120);
     let env = Env::with(Setup {
         upstream_extra: "read_timeout = \"300ms\"".into(),
         ..Setup::default()

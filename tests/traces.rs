@@ -22,6 +22,7 @@ fn attr(span: &Span, key: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_completion_is_traced_end_to_end() {
+    let _bound = bound(120);
     let (addr, collector) = Collector::start().await;
     let env = Env::with_telemetry(Setup::default(), &format!("http://{addr}")).await;
 

@@ -1,7 +1,7 @@
 //! `POST /admin/cache/invalidate` (admin token required): drops cached metadata of a tenant, an app,
 //! or everything, here, in Redis and on every other replica.
 
-use super::{AdminApp, error, json};
+use super::{AdminApp, body, error, json};
 use crate::admit::snapshot::Snapshot;
 use crate::cache::key::app_hash;
 use crate::cache::{Scope, encode_app};
@@ -47,13 +47,10 @@ fn scope_for(req: &InvalidateRequest, snap: &Snapshot) -> Result<Scope, String> 
 impl AdminApp {
     /// Handles an authorized invalidation request.
     pub(super) async fn invalidate(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let mut body = Vec::new();
-        while let Ok(Some(chunk)) = session.read_request_body().await {
-            if body.len() + chunk.len() > MAX_ADMIN_BODY {
-                return error(413, "request_too_large", "Request body is too large");
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = match body::read(session, MAX_ADMIN_BODY).await {
+            Ok(b) => b,
+            Err(refusal) => return *refusal,
+        };
         let req: InvalidateRequest = if body.iter().all(u8::is_ascii_whitespace) {
             InvalidateRequest::default()
         } else {

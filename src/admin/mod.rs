@@ -1,6 +1,7 @@
 //! The admin listener (beside the request flow): `/healthz`, `/readyz` and `/metrics` ([`health`]),
 //! and with the admin token, `POST /admin/cache/invalidate` ([`cache`]). Errors use Dify's envelope.
 
+pub mod body;
 pub mod cache;
 pub mod health;
 
@@ -30,6 +31,8 @@ pub struct AdminApp {
     pub snapshot: Arc<SharedSnapshot>,
     /// Bearer token of `/admin/*`; `None` turns the admin API off.
     pub token: Option<Secret>,
+    /// Bearer token `/metrics` requires, when set (for an admin listener others can reach).
+    pub metrics_token: Option<Secret>,
 }
 
 /// A JSON answer.
@@ -79,7 +82,12 @@ impl ServeHttp for AdminApp {
         match (is_get, req.uri.path()) {
             (true, "/healthz") => json(200, br#"{"status": "ok"}"#.to_vec()),
             (true, "/readyz") => self.ready().await,
-            (true, "/metrics") => self.metrics(),
+            (true, "/metrics") => match &self.metrics_token {
+                Some(t) if !token_ok(req.headers.get("authorization").map(|v| v.as_bytes()), t) => {
+                    error(401, "unauthorized", "A valid metrics token is required")
+                }
+                _ => self.metrics(),
+            },
             (false, "/admin/cache/invalidate") if method == http::Method::POST => {
                 match self.refusal(session) {
                     None => self.invalidate(session).await,

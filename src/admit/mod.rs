@@ -15,6 +15,17 @@ use route::{Route, RouteError};
 use snapshot::{App, Snapshot, Tenant};
 use std::sync::Arc;
 
+/// Every bounded reason label a refusal after routing counts under (`auth_failures_total`).
+pub fn refusal_reasons() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = AuthError::ALL.iter().map(|e| e.reason()).collect();
+    out.extend(tenant::TenantError::ALL.iter().map(|e| e.reason()));
+    out.push(SHARED_APP);
+    out
+}
+
+/// Reason label of an app-wide endpoint refused on a shared app.
+const SHARED_APP: &str = "shared_app";
+
 /// Who a request is admitted for, and what Dify will see of it.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -151,7 +162,7 @@ pub fn admit(head: &Head<'_>, snap: &Snapshot, max_body: u64, now: u64) -> Admis
     };
     if route.endpoint.app_wide() && !caller.app.app_wide {
         let msg = "This Dify app is shared with other tenants: its app-wide endpoints are off";
-        let mut r = Refusal::new(ErrorKind::Forbidden, msg).on(&route, "shared_app");
+        let mut r = Refusal::new(ErrorKind::Forbidden, msg).on(&route, SHARED_APP);
         r.caller = Some(caller);
         return r.into_admission();
     }

@@ -74,6 +74,19 @@ impl Endpoint {
         )
     }
 
+    /// The method the endpoint takes (`HEAD` goes with `GET`).
+    pub fn method(self) -> &'static str {
+        TABLE
+            .iter()
+            .find(|(_, _, e)| *e == self)
+            .map_or("GET", |(m, _, _)| *m)
+    }
+
+    /// Whether the endpoint answers with a stream (SSE or audio).
+    pub fn streams(self) -> bool {
+        matches!(self, Self::CompletionMessages | Self::TextToAudio)
+    }
+
     /// The route template (`http.route` of spans).
     pub fn template(self) -> &'static str {
         match self {

@@ -17,6 +17,9 @@ pub enum TenantError {
 }
 
 impl TenantError {
+    /// Every reason, for metric pre-creation.
+    pub const ALL: [TenantError; 2] = [Self::UnknownTenant, Self::UnknownApp];
+
     /// Bounded label for metrics and logs.
     pub fn reason(&self) -> &'static str {
         match self {

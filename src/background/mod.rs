@@ -1,8 +1,10 @@
 //! Work beside the request flow, one Pingora background service per file; each is thin and calls the
 //! step it serves: SIGHUP reloads ([`reload`]), re-resolution of Dify's name ([`resolve`]), cache
 //! invalidations from other replicas ([`redis_sync`]), stops of open generations at shutdown
-//! ([`shutdown`]) and the last trace export ([`trace_flush`]).
+//! ([`shutdown`]), the last trace export ([`trace_flush`]) and an early exit once nothing is left in
+//! flight ([`drain`]).
 
+pub mod drain;
 pub mod redis_sync;
 pub mod reload;
 pub mod resolve;

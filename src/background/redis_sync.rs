@@ -62,10 +62,13 @@ impl RedisSync {
         self.metrics.redis_up.set(i64::from(self.redis.is_up()));
         let mut messages = pubsub.on_message();
         while let Some(msg) = messages.next().await {
-            let (Some(cache), Ok(text)) = (&self.cache, msg.get_payload::<String>()) else {
+            let (Some(cache), Ok(sealed)) = (&self.cache, msg.get_payload::<Vec<u8>>()) else {
                 continue;
             };
-            match serde_json::from_str::<Scope>(&text) {
+            let Some(text) = self.redis.open("subscribe", CHANNEL, &sealed) else {
+                continue;
+            };
+            match serde_json::from_slice::<Scope>(&text) {
                 Ok(scope) => cache.drop_local(&scope),
                 Err(e) => tracing::warn!(message = "Unreadable invalidation message.", error = %e),
             }

@@ -4,19 +4,21 @@
 //! is logged. Listeners, the upstream, the cache and the rest need a restart.
 
 use crate::admit::snapshot::SharedSnapshot;
-use crate::config::{self, ProcessEnv};
+use crate::config::{ProcessEnv, Source};
 use crate::telemetry::Metrics;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
 
+/// The outcomes of `config_reloads_total`.
+pub const OUTCOMES: [&str; 2] = ["applied", "rejected"];
+
 /// The background service.
 pub struct Reloader {
-    /// The config file.
-    pub path: PathBuf,
+    /// The config file and what it is loaded for.
+    pub source: Source,
     /// The snapshot a reload replaces.
     pub snapshot: Arc<SharedSnapshot>,
     /// `config_reloads_total`.
@@ -26,8 +28,13 @@ pub struct Reloader {
 impl Reloader {
     /// Reads and applies the file once; returns whether it was applied.
     pub fn reload(&self) -> bool {
-        match config::load(&self.path, &ProcessEnv) {
+        match self.source.load(&ProcessEnv) {
             Ok(settings) => {
+                for t in settings.snapshot.tenants.values() {
+                    for a in &t.apps {
+                        self.metrics.precreate_app(&t.id, &a.name);
+                    }
+                }
                 self.snapshot.store(settings.snapshot);
                 self.metrics.config_reload("applied");
                 tracing::info!(message = "Configuration reloaded: tenants, apps and keys replaced.");

@@ -26,6 +26,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The tiers of `cache_lookups_total`.
+pub const TIERS: [&str; 2] = ["l1", "l2"];
+/// The outcomes of `cache_lookups_total`.
+pub const OUTCOMES: [&str; 5] = ["hit", "stale", "expired", "miss", "bypass"];
+
 /// What a fill from Dify produced, shared by every caller waiting on it.
 type Fill = Shared<BoxFuture<'static, Arc<Result<Fetched, FetchError>>>>;
 
@@ -207,7 +212,7 @@ impl MetadataCache {
                 if let Some(l2) = &me.l2 {
                     let keep = me.policies[key.endpoint.index()].keep();
                     if let Ok(value) = serde_json::to_vec(entry.as_ref()) {
-                        l2.set_raw(&key.redis_key(), value, keep).await;
+                        l2.set(&key.redis_key(), &value, keep).await;
                     }
                 }
             }
@@ -261,8 +266,8 @@ impl MetadataCache {
                 l2.delete(keys).await
             }
         };
-        let published = match serde_json::to_string(&scope) {
-            Ok(msg) => l2.publish(msg).await,
+        let published = match serde_json::to_vec(&scope) {
+            Ok(msg) => l2.publish(&msg).await,
             Err(_) => false,
         };
         match (deleted, published) {
@@ -275,7 +280,7 @@ impl MetadataCache {
 
 /// The entry stored in Redis at `key`; `None` on a miss, an unreadable value or any failure.
 async fn l2_get(l2: &RedisTier, key: &str) -> Option<Entry> {
-    serde_json::from_slice(&l2.get_raw(key).await?).ok()
+    serde_json::from_slice(&l2.get(key).await?).ok()
 }
 
 fn storable(f: &Fetched, max: usize) -> bool {

@@ -3,7 +3,7 @@
 
 use super::run::{load_or_report, serve};
 use super::token::token_for;
-use crate::config::Settings;
+use crate::config::{Purpose, Settings, Source};
 use dify_sim::{SimApp, SimConfig, Simulator};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 
 /// Runs the demo with the config at `path`.
 pub fn run(path: &Path) -> ExitCode {
-    let settings = match load_or_report(path) {
+    let source = Source {
+        path: path.to_path_buf(),
+        purpose: Purpose::Demo,
+    };
+    let settings = match load_or_report(&source) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -37,7 +41,7 @@ pub fn run(path: &Path) -> ExitCode {
             println!("{banner}");
         }
     });
-    serve(settings, Some(path.to_path_buf()))
+    serve(settings, source)
 }
 
 fn sim_addr(s: &Settings) -> Option<SocketAddr> {

@@ -8,7 +8,7 @@ pub mod run;
 pub mod token;
 
 use clap::{Parser, Subcommand};
-use run::{load_or_report, serve, usage};
+use run::{load_or_report, serve, serving, usage};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -61,8 +61,9 @@ pub fn run(cli: Cli) -> ExitCode {
             let Some(path) = cli.config else {
                 return usage("give --config FILE (or a command; see --help)");
             };
-            match load_or_report(&path) {
-                Ok(settings) => serve(settings, Some(path)),
+            let source = serving(&path);
+            match load_or_report(&source) {
+                Ok(settings) => serve(settings, source),
                 Err(code) => code,
             }
         }

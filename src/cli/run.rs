@@ -1,14 +1,14 @@
 //! Loading the configuration and running the gateway (start-up): every problem is printed by key
 //! path and a bad config exits 64 before any port is bound.
 
-use crate::config::{self, EXIT_BAD_CONFIG, ProcessEnv, Settings};
-use std::path::{Path, PathBuf};
+use crate::config::{EXIT_BAD_CONFIG, ProcessEnv, Purpose, Settings, Source};
+use std::path::Path;
 use std::process::ExitCode;
 
 /// Loads the config or prints every problem and returns the exit code for bad config.
-pub fn load_or_report(path: &Path) -> Result<Settings, ExitCode> {
-    config::load(path, &ProcessEnv).map_err(|problems| {
-        eprintln!("{}: invalid configuration:", path.display());
+pub fn load_or_report(source: &Source) -> Result<Settings, ExitCode> {
+    source.load(&ProcessEnv).map_err(|problems| {
+        eprintln!("{}: invalid configuration:", source.path.display());
         for p in problems {
             eprintln!("  {p}");
         }
@@ -18,7 +18,7 @@ pub fn load_or_report(path: &Path) -> Result<Settings, ExitCode> {
 
 /// `check`: validates the file, prints warnings, exits 0 or 64.
 pub fn check(path: &Path) -> ExitCode {
-    match load_or_report(path) {
+    match load_or_report(&serving(path)) {
         Ok(settings) => {
             for w in &settings.warnings {
                 eprintln!("warning: {w}");
@@ -30,13 +30,21 @@ pub fn check(path: &Path) -> ExitCode {
     }
 }
 
-/// Runs the gateway until a signal stops it.
-pub fn serve(settings: Settings, config_path: Option<PathBuf>) -> ExitCode {
+/// The config at `path`, loaded to serve tenants.
+pub fn serving(path: &Path) -> Source {
+    Source {
+        path: path.to_path_buf(),
+        purpose: Purpose::Serve,
+    }
+}
+
+/// Runs the gateway until a signal stops it; SIGHUP reloads `source`.
+pub fn serve(settings: Settings, source: Source) -> ExitCode {
     crate::telemetry::logging::init_logging(&settings.telemetry);
     for w in &settings.warnings {
         tracing::warn!(message = "Configuration warning.", warning = %w);
     }
-    match crate::server::build(settings, config_path) {
+    match crate::server::build(settings, Some(source)) {
         Ok(server) => server.run_forever(),
         Err(e) => {
             eprintln!("dify-gateway: {e}");

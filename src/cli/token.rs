@@ -1,7 +1,7 @@
 //! `dify-gateway token`: signs a development JWT with the config's first HS256 key (also used by the
 //! demo's banner).
 
-use super::run::{load_or_report, usage};
+use super::run::{load_or_report, serving, usage};
 use crate::admit::auth::mint::{MintRequest, mint};
 use crate::clock::unix_now;
 use crate::config::{Settings, units};
@@ -38,7 +38,7 @@ pub fn command(path: &Path, tenant: &str, app: Option<&str>, ttl: &str) -> ExitC
         Ok(t) => t,
         Err(e) => return usage(&format!("--ttl: {e}")),
     };
-    let settings = match load_or_report(path) {
+    let settings = match load_or_report(&serving(path)) {
         Ok(s) => s,
         Err(code) => return code,
     };

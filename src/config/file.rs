@@ -22,6 +22,8 @@ pub struct FileConfig {
     pub admin: AdminSection,
     /// The app metadata cache.
     pub cache: CacheSection,
+    /// Redis shared by the replicas (cache, id ownership, limits, change notices).
+    pub redis: RedisSection,
     /// Logging.
     pub telemetry: TelemetrySection,
     /// Tenants, each with its Dify apps.
@@ -46,6 +48,9 @@ pub struct ServerSection {
     pub pid_file: Option<String>,
     /// Pingora's graceful-upgrade socket.
     pub upgrade_sock: Option<String>,
+    /// Proxies in front of the gateway (addresses or CIDR networks) whose `X-Forwarded-For` is kept;
+    /// from anyone else it is replaced by the peer's address.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -58,6 +63,7 @@ impl Default for ServerSection {
             threads: 2,
             pid_file: None,
             upgrade_sock: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -154,6 +160,9 @@ pub struct KeySection {
 pub struct AdminSection {
     /// Bearer token for `/admin/*` on the admin listener; without one the admin API is off.
     pub token: Option<String>,
+    /// Bearer token `/metrics` requires (its series name tenants and their spend); unset = open, for
+    /// an admin listener only the monitoring network reaches.
+    pub metrics_token: Option<String>,
 }
 
 /// `[cache]`
@@ -162,7 +171,7 @@ pub struct AdminSection {
 pub struct CacheSection {
     /// Turn the metadata cache off entirely.
     pub enabled: bool,
-    /// Redis shared by the replicas; without it the cache is in-process only.
+    /// Redis shared by the replicas: the same setting as `redis.url` (kept for older configs).
     pub redis_url: Option<String>,
     /// Default lifetime of a cached metadata response.
     pub ttl: String,
@@ -200,6 +209,17 @@ impl Default for CacheSection {
             fetch_timeout: "30s".into(),
         }
     }
+}
+
+/// `[redis]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RedisSection {
+    /// `redis://` or `unix://` URL (may hold a password); `cache.redis_url` is the same setting.
+    pub url: Option<String>,
+    /// Secret (at least 32 bytes) that authenticates every value the gateway writes to Redis, so
+    /// that a value written by anyone else is never believed. Required with Redis.
+    pub hmac_key: Option<String>,
 }
 
 /// `[streams]`

@@ -3,6 +3,7 @@
 //! `file` is the raw serde tree, `load` reads it with `${ENV}` expansion, `validate` compiles it into
 //! [`Settings`] (typed, with secrets redacted and keys parsed) and reports every problem by key path.
 
+pub mod cidr;
 pub mod file;
 pub mod load;
 pub mod units;
@@ -30,8 +31,12 @@ pub struct Settings {
     pub streams: StreamSettings,
     /// The metadata cache.
     pub cache: CacheSettings,
+    /// Redis shared by the replicas, when configured.
+    pub redis: Option<RedisSettings>,
     /// Bearer token of the admin API (`None`: the admin API is off).
     pub admin_token: Option<Secret>,
+    /// Bearer token `/metrics` requires, when set.
+    pub metrics_token: Option<Secret>,
     /// Logging.
     pub telemetry: TelemetrySettings,
     /// First HS256 key (id, secret), used by `token` and `demo` to sign development tokens.
@@ -59,6 +64,8 @@ pub struct ServerSettings {
     pub pid_file: String,
     /// Pingora upgrade socket.
     pub upgrade_sock: String,
+    /// Peers whose `X-Forwarded-For` is kept (load balancers in front of the gateway).
+    pub trusted_proxies: Vec<cidr::Cidr>,
 }
 
 /// `[upstream]`, typed.
@@ -106,8 +113,6 @@ pub struct StreamSettings {
 pub struct CacheSettings {
     /// Cache on or off.
     pub enabled: bool,
-    /// Redis URL (may hold a password).
-    pub redis_url: Option<Secret>,
     /// Lifetime per cached endpoint, in the order info, parameters, site, meta.
     pub ttl: [Duration; 4],
     /// Stale-while-revalidate window past the ttl.
@@ -124,6 +129,17 @@ pub struct CacheSettings {
     pub max_entry_bytes: usize,
     /// Longest wait for Dify when filling.
     pub fetch_timeout: Duration,
+}
+
+/// `[redis]`, typed.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// URL (may hold a password).
+    pub url: Secret,
+    /// Key of the HMAC that authenticates every value written.
+    pub hmac_key: Secret,
+    /// Hard limit on a Redis call (`cache.redis_timeout`).
+    pub timeout: Duration,
 }
 
 /// Log line format.
@@ -148,11 +164,42 @@ pub struct TelemetrySettings {
     pub service_name: String,
 }
 
+/// What the configuration is loaded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Purpose {
+    /// Serving tenants (and `check`, `token`): the published development secret is refused.
+    #[default]
+    Serve,
+    /// `dify-gateway demo` on loopback: the reference config's development secret is allowed.
+    Demo,
+}
+
+/// Where the configuration came from and what for: a SIGHUP reload reads it the same way.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// What it is loaded for.
+    pub purpose: Purpose,
+}
+
+impl Source {
+    /// Loads and validates the file again.
+    pub fn load(&self, env: &dyn EnvSource) -> Result<Settings, Vec<String>> {
+        load_for(&self.path, env, self.purpose)
+    }
+}
+
 /// Loads and validates `path` with variables from `env`: every problem is returned by key path.
 pub fn load(path: &Path, env: &dyn EnvSource) -> Result<Settings, Vec<String>> {
+    load_for(path, env, Purpose::Serve)
+}
+
+/// [`load`] for `purpose`.
+pub fn load_for(path: &Path, env: &dyn EnvSource, purpose: Purpose) -> Result<Settings, Vec<String>> {
     let (raw, mut problems) = load::load_file(path, env)?;
     let base = path.parent().unwrap_or_else(|| Path::new("."));
-    match validate::validate(raw, base) {
+    match validate::validate(raw, base, purpose) {
         Ok(settings) if problems.is_empty() => Ok(settings),
         Ok(_) => Err(problems),
         Err(more) => {

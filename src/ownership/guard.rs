@@ -1,6 +1,6 @@
 //! Ownership checks on ids Dify looks up without regard to app or tenant (request steps 3 and 7): stop by
-//! task id, annotation update/delete by annotation id (path, `request_filter`) and text-to-audio by
-//! message id (body, `request_body_filter`). A foreign or unknown id is answered exactly as Dify
+//! task id, annotation update/delete by annotation id, annotation-reply status by job id (path,
+//! `request_filter`) and text-to-audio by message id (body, `request_body_filter`). A foreign or unknown id is answered exactly as Dify
 //! answers an id it does not know, so nothing about other tenants leaks.
 
 use super::{Kind, Ownership};
@@ -40,6 +40,10 @@ pub async fn path(route: &Route, tenant: &Tenant, app: &App, owned: &Ownership) 
                 _ => Guard::Answer(LocalAnswer::annotation_not_found()),
             }
         }
+        Endpoint::AnnotationReplyStatus => match owned.owner(Kind::Job, id).await {
+            Some(o) if o.is(&tenant.id, &app.name) => Guard::Forward(None),
+            _ => Guard::Answer(LocalAnswer::job_not_found()),
+        },
         _ => Guard::Forward(None),
     }
 }

@@ -1,6 +1,7 @@
 //! Who owns what Dify hands out (checked in request steps 3 and 7 by [`guard`], recorded in the response
-//! steps by [`record`]): task ids (for stop), message ids (text-to-audio looks them up by id alone)
-//! and annotation ids (update and delete look them up by id alone). Dify does not scope these by app,
+//! steps by [`record`]): task ids (for stop), message ids (text-to-audio looks them up by id alone),
+//! annotation ids (update and delete look them up by id alone) and annotation-reply job ids (their
+//! status is looked up by id alone). Dify does not scope these by app,
 //! so the gateway refuses ids it has not seen belong to the caller's tenant and app.
 //!
 //! Kept in process (bounded) and, when Redis is configured, in Redis too, so that a stop or a
@@ -22,6 +23,9 @@ pub const TASK_TTL: Duration = Duration::from_secs(30 * 60);
 pub const MESSAGE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long an annotation id is remembered.
 pub const ANNOTATION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long an annotation-reply job id is remembered (Dify keeps a job's status 600 s after it ends;
+/// a re-index may take hours).
+pub const JOB_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Entries kept in process per kind.
 const CAPACITY: u64 = 200_000;
 
@@ -52,6 +56,8 @@ pub enum Kind {
     Message,
     /// Annotation ids.
     Annotation,
+    /// Annotation-reply job ids.
+    Job,
 }
 
 impl Kind {
@@ -60,6 +66,7 @@ impl Kind {
             Self::Task => "task",
             Self::Message => "message",
             Self::Annotation => "annotation",
+            Self::Job => "job",
         }
     }
 
@@ -68,13 +75,14 @@ impl Kind {
             Self::Task => TASK_TTL,
             Self::Message => MESSAGE_TTL,
             Self::Annotation => ANNOTATION_TTL,
+            Self::Job => JOB_TTL,
         }
     }
 }
 
 /// The three ownership maps, in process and optionally in Redis.
 pub struct Ownership {
-    maps: [Cache<String, Arc<Owner>>; 3],
+    maps: [Cache<String, Arc<Owner>>; 4],
     redis: Option<Arc<RedisTier>>,
 }
 
@@ -94,7 +102,12 @@ impl Ownership {
                 .build()
         };
         Self {
-            maps: [cache(Kind::Task), cache(Kind::Message), cache(Kind::Annotation)],
+            maps: [
+                cache(Kind::Task),
+                cache(Kind::Message),
+                cache(Kind::Annotation),
+                cache(Kind::Job),
+            ],
             redis,
         }
     }
@@ -112,7 +125,7 @@ impl Ownership {
         self.map(kind).insert(id.to_string(), owner.clone());
         if let (Some(redis), Ok(value)) = (self.redis.clone(), serde_json::to_vec(owner.as_ref())) {
             let key = Self::redis_key(kind, id);
-            tokio::spawn(async move { redis.set_raw(&key, value, kind.ttl()).await });
+            tokio::spawn(async move { redis.set(&key, &value, kind.ttl()).await });
         }
     }
 
@@ -121,7 +134,7 @@ impl Ownership {
         if let Some(o) = self.map(kind).get(id) {
             return Some(o);
         }
-        let raw = self.redis.as_ref()?.get_raw(&Self::redis_key(kind, id)).await?;
+        let raw = self.redis.as_ref()?.get(&Self::redis_key(kind, id)).await?;
         let owner: Arc<Owner> = Arc::new(serde_json::from_slice(&raw).ok()?);
         self.map(kind).insert(id.to_string(), owner.clone());
         Some(owner)

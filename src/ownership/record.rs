@@ -33,6 +33,11 @@ impl Ownership {
         self.record(Kind::Annotation, id, owner_of(caller));
     }
 
+    /// Records an annotation-reply job `caller` started.
+    pub fn record_job(&self, caller: &Caller, id: &str) {
+        self.record(Kind::Job, id, owner_of(caller));
+    }
+
     /// Forgets an annotation Dify deleted (`logging`, once the final status is known).
     pub async fn forget_deleted(&self, route: &Route, status: u16) {
         if (route.endpoint, status) == (Endpoint::AnnotationDelete, 204)

@@ -6,6 +6,7 @@ use crate::admit::Caller;
 use crate::admit::auth::AuthError;
 use crate::admit::route::{Endpoint, Route};
 use crate::admit::snapshot::Snapshot;
+use crate::background::drain::InFlight;
 use crate::respond::{LocalAnswer, UpstreamFailure};
 use crate::scope::BodyState;
 use crate::secret::Secret;
@@ -35,6 +36,8 @@ pub struct RequestCtx {
     pub outcome: Outcome,
     /// The spans of this request (telemetry).
     pub trace: Traces,
+    /// Counts this request in flight until the context is dropped.
+    _in_flight: InFlight,
 }
 
 /// When the request and its call to Dify started.
@@ -60,8 +63,9 @@ pub struct Outcome {
 
 impl RequestCtx {
     /// A fresh context over `snapshot`.
-    pub fn new(snapshot: Arc<Snapshot>) -> Self {
+    pub fn new(snapshot: Arc<Snapshot>, in_flight: InFlight) -> Self {
         Self {
+            _in_flight: in_flight,
             snapshot,
             request_id: String::new(),
             route: None,

@@ -9,8 +9,10 @@ pub use ctx::{Outcome, RequestCtx, Timing};
 use crate::admit::pingora::admit_request;
 use crate::admit::route::Endpoint;
 use crate::admit::snapshot::SharedSnapshot;
+use crate::background::drain::{InFlight, Requests};
 use crate::cache::MetadataCache;
 use crate::cache::serve::answer_from_cache;
+use crate::config::cidr::Cidr;
 use crate::ownership::Ownership;
 use crate::ownership::guard::{guard_message, guard_path};
 use crate::respond::{self, Flow, LocalAnswer};
@@ -44,6 +46,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// Body size limits.
     pub limits: BodyLimits,
+    /// `server.trusted_proxies`.
+    pub trusted_proxies: Vec<Cidr>,
     /// Who owns which task, message and annotation ids.
     pub ownership: Arc<Ownership>,
     /// Observers, the registry of running generations and stops.
@@ -52,6 +56,8 @@ pub struct Gateway {
     pub cache: Option<Arc<MetadataCache>>,
     /// Traces (`None` without `telemetry.otlp_endpoint`).
     pub otel: Option<Arc<Otel>>,
+    /// Requests in flight (a graceful stop ends when none is left).
+    pub requests: Arc<Requests>,
 }
 
 #[async_trait]
@@ -59,7 +65,7 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(self.snapshot.load())
+        RequestCtx::new(self.snapshot.load(), InFlight::enter(&self.requests))
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -99,6 +105,7 @@ impl ProxyHttp for Gateway {
             request_id: &ctx.request_id,
             body_read_early: ctx.body.read_early,
             body_rewritten: ctx.body.plan.rewrites(),
+            trusted_proxies: &self.trusted_proxies,
         };
         self.upstream.rewrite_head(session, req, &out)?;
         ctx.timing.upstream_start = Some(Instant::now());
@@ -255,10 +262,11 @@ impl Gateway {
         answer.as_ref().map(LocalAnswer::from)
     }
 
-    /// A client's own stop that Dify accepted is counted (`logging`).
+    /// A client's own stop that reached Dify and that Dify accepted is counted (`logging`); one
+    /// answered here (an unknown or foreign task) is not.
     fn count_client_stop(&self, ctx: &RequestCtx, status: u16) {
         let stop = ctx.route.as_ref().map(|r| r.endpoint) == Some(Endpoint::Stop);
-        if stop && status == 200 && ctx.outcome.answer.is_none() {
+        if stop && status == 200 && ctx.timing.upstream_start.is_some() {
             self.metrics.stop(StopCause::Client.label());
         }
     }

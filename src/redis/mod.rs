@@ -1,10 +1,13 @@
 //! Redis shared by the replicas (used by the cache, id ownership and invalidation notices): one
 //! connection manager, every call under a hard timeout and behind a circuit breaker. Redis being slow,
 //! down or absent never fails a request: the call is counted and the caller carries on with what it
-//! has in process. Also carries invalidations between replicas over pub/sub.
+//! has in process. Also carries invalidations between replicas over pub/sub. Every value and notice is
+//! sealed with an HMAC ([`seal`]): what does not verify is ignored.
 
 pub mod breaker;
+pub mod seal;
 
+use crate::config::RedisSettings;
 use crate::secret::Secret;
 use crate::telemetry::Metrics;
 use arc_swap::ArcSwapOption;
@@ -12,8 +15,14 @@ use breaker::Breaker;
 use parking_lot::Mutex;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use seal::Sealer;
 use std::future::Future;
 use std::time::{Duration, Instant};
+
+/// The operations of `redis_errors_total`.
+pub const OPS: [&str; 6] = ["get", "set", "del", "scan", "publish", "subscribe"];
+/// The failure kinds of `redis_errors_total`.
+pub const FAILURES: [&str; 4] = ["error", "timeout", "circuit_open", "unverified"];
 
 /// Pub/sub channel carrying invalidations.
 pub const CHANNEL: &str = "dify-gw:cache:invalidate";
@@ -26,17 +35,19 @@ pub struct RedisTier {
     conn: ArcSwapOption<ConnectionManager>,
     timeout: Duration,
     breaker: Mutex<Breaker>,
+    sealer: Sealer,
     metrics: Metrics,
 }
 
 impl RedisTier {
-    /// A tier for `url`; nothing connects until [`RedisTier::connect`] runs on a lasting runtime.
-    pub fn new(url: Secret, timeout: Duration, metrics: Metrics) -> Self {
+    /// A tier per `s`; nothing connects until [`RedisTier::connect`] runs on a lasting runtime.
+    pub fn new(s: &RedisSettings, metrics: Metrics) -> Self {
         Self {
-            url,
+            url: s.url.clone(),
             conn: ArcSwapOption::empty(),
-            timeout,
+            timeout: s.timeout,
             breaker: Mutex::new(Breaker::new(3, Duration::from_secs(2))),
+            sealer: Sealer::new(s.hmac_key.expose().as_bytes()),
             metrics,
         }
     }
@@ -104,16 +115,33 @@ impl RedisTier {
         }
     }
 
-    /// The value at `key`; `None` on a miss or any failure.
-    pub async fn get_raw(&self, key: &str) -> Option<Vec<u8>> {
-        let key = key.to_string();
-        self.call("get", |mut c| async move { c.get(key).await })
+    /// The value the gateway stored at `key`; `None` on a miss, any failure, or a value that does
+    /// not verify (counted as `kind="unverified"` and dropped).
+    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let owned = key.to_string();
+        let sealed: Vec<u8> = self
+            .call("get", |mut c| async move { c.get(owned).await })
             .await
-            .flatten()
+            .flatten()?;
+        self.open("get", key, &sealed)
     }
 
-    /// Stores `value` at `key` for `keep`; false on any failure.
-    pub async fn set_raw(&self, key: &str, value: Vec<u8>, keep: Duration) -> bool {
+    /// Verifies a sealed value read from `key` (or received on channel `key`).
+    pub fn open(&self, op: &'static str, key: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        let value = self.sealer.open(key, sealed).map(<[u8]>::to_vec);
+        if value.is_none() {
+            self.metrics.redis_error(op, "unverified");
+            tracing::warn!(
+                message = "A value in Redis failed authentication and was ignored.",
+                op
+            );
+        }
+        value
+    }
+
+    /// Stores `value` at `key` for `keep`, sealed; false on any failure.
+    pub async fn set(&self, key: &str, value: &[u8], keep: Duration) -> bool {
+        let value = self.sealer.seal(key, value);
         let (key, secs) = (key.to_string(), keep.as_secs().max(1));
         let done: Option<()> = self
             .call("set", |mut c| async move { c.set_ex(key, value, secs).await })
@@ -151,8 +179,9 @@ impl RedisTier {
         }
     }
 
-    /// Tells every replica about an invalidation; false on any failure.
-    pub async fn publish(&self, message: String) -> bool {
+    /// Tells every replica about an invalidation (sealed for the channel); false on any failure.
+    pub async fn publish(&self, message: &[u8]) -> bool {
+        let message = self.sealer.seal(CHANNEL, message);
         let sent: Option<()> = self
             .call_within("publish", ADMIN_TIMEOUT, |mut c| async move {
                 c.publish(CHANNEL, message).await

@@ -23,6 +23,16 @@ pub enum UpstreamFailure {
 }
 
 impl UpstreamFailure {
+    /// Every kind, for metric pre-creation.
+    pub const ALL: [UpstreamFailure; 6] = [
+        Self::Refused,
+        Self::ConnectTimeout,
+        Self::Timeout,
+        Self::Tls,
+        Self::Broken,
+        Self::Resolve,
+    ];
+
     /// What the client is told.
     pub fn answer(self) -> GatewayError {
         let (kind, msg) = match self {

@@ -58,6 +58,14 @@ impl LocalAnswer {
         )
     }
 
+    /// Dify's 400 for an annotation-reply job it does not know.
+    pub fn job_not_found() -> Self {
+        Self::json(
+            400,
+            "{\"code\": \"invalid_param\", \"message\": \"The job does not exist.\", \"status\": 400}\n",
+        )
+    }
+
     fn json(status: u16, body: &'static str) -> Self {
         Self {
             status,

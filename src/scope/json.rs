@@ -39,7 +39,12 @@ pub fn inspect(body: &[u8], tenant: &str, scope: bool, default_user: bool) -> Re
         Ok(_) => return Err(BodyError::NotObject),
         Err(_) => return Err(BodyError::NotJson),
     };
-    let message_id = map.get("message_id").and_then(Value::as_str).map(String::from);
+    // Dify ignores an empty `message_id` (and voices `text`): so does the ownership check.
+    let message_id = map
+        .get("message_id")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .map(String::from);
     let user = match map.get("user") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
@@ -112,6 +117,12 @@ mod tests {
         let r = inspect(br#"{"text": "hi", "message_id": "m1"}"#, "acme", true, true).unwrap();
         assert_eq!(r.dify_user.as_deref(), Some("acme:DEFAULT-USER"));
         assert_eq!(r.message_id.as_deref(), Some("m1"));
+    }
+
+    #[test]
+    fn an_empty_message_id_names_no_message() {
+        let r = inspect(br#"{"message_id": "", "text": "hi"}"#, "acme", true, true).unwrap();
+        assert_eq!(r.message_id, None);
     }
 
     #[test]

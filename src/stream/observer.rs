@@ -107,6 +107,8 @@ pub struct Observation {
     pub message_id: Option<String>,
     /// `id` of a blocking body (an annotation's id, or the message id).
     pub id: Option<String>,
+    /// `job_id` of an annotation-reply answer.
+    pub job_id: Option<String>,
     /// Time from the request's start to the first `message` event.
     pub first_content: Option<Duration>,
     /// Events seen, by kind (indexed like [`EventKind::ALL`]).
@@ -147,6 +149,8 @@ struct Payload<'a> {
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     code: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    job_id: Option<Cow<'a, str>>,
     #[serde(default)]
     metadata: Option<Metadata>,
 }
@@ -235,10 +239,15 @@ fn record(seen: &mut Observation, ev: SseEvent<'_>, elapsed: Duration) {
     }
 }
 
-/// Reads a blocking completion body, keeping at most `cap` bytes; past that nothing is learned.
+/// Bytes of a blocking body always kept, whatever its size: Dify writes an annotation's `id` first.
+const PREFIX: usize = 256;
+
+/// Reads a blocking body (a completion, an annotation, a job), keeping at most `cap` bytes; past that
+/// only the `id` at its start is learned.
 #[derive(Debug)]
 pub struct BlockingObserver {
     buf: Vec<u8>,
+    prefix: Vec<u8>,
     cap: usize,
     overflow: bool,
 }
@@ -248,6 +257,7 @@ impl BlockingObserver {
     pub fn new(cap: usize) -> Self {
         Self {
             buf: Vec::new(),
+            prefix: Vec::new(),
             cap,
             overflow: false,
         }
@@ -255,6 +265,8 @@ impl BlockingObserver {
 
     /// Adds one chunk of the body.
     pub fn on_chunk(&mut self, chunk: &[u8]) {
+        let room = PREFIX.saturating_sub(self.prefix.len());
+        self.prefix.extend_from_slice(&chunk[..room.min(chunk.len())]);
         if self.overflow || self.buf.len() + chunk.len() > self.cap {
             self.overflow = true;
             self.buf = Vec::new();
@@ -266,18 +278,40 @@ impl BlockingObserver {
     /// What the whole body said (call at end of stream).
     pub fn finish(&mut self) -> Observation {
         let mut seen = Observation::default();
-        if let Ok(p) = serde_json::from_slice::<Payload<'_>>(&self.buf) {
-            seen.task_id = p.task_id.map(Cow::into_owned);
-            seen.message_id = p.message_id.map(Cow::into_owned);
-            seen.id = p.id.map(Cow::into_owned);
-            seen.usage = p.metadata.and_then(|m| m.usage);
-            if seen.usage.is_some() {
-                seen.terminal = Some(EventKind::MessageEnd);
+        match serde_json::from_slice::<Payload<'_>>(&self.buf) {
+            Ok(p) => {
+                seen.task_id = p.task_id.map(Cow::into_owned);
+                seen.message_id = p.message_id.map(Cow::into_owned);
+                seen.id = p.id.map(Cow::into_owned);
+                seen.job_id = p.job_id.map(Cow::into_owned);
+                seen.usage = p.metadata.and_then(|m| m.usage);
+                if seen.usage.is_some() {
+                    seen.terminal = Some(EventKind::MessageEnd);
+                }
             }
+            Err(_) if self.overflow => seen.id = leading_id(&self.prefix).map(String::from),
+            Err(_) => {}
         }
         self.buf = Vec::new();
         seen
     }
+}
+
+/// The `id` a JSON object starts with (`{"id": "..."` in any spacing), read from a prefix of the body.
+fn leading_id(prefix: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(prefix).ok().or_else(|| {
+        let valid = std::str::from_utf8(prefix).err()?.valid_up_to();
+        std::str::from_utf8(&prefix[..valid]).ok()
+    })?;
+    let rest = text.trim_start().strip_prefix('{')?.trim_start();
+    let rest = rest
+        .strip_prefix("\"id\"")?
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let id = &rest[..rest.find('"')?];
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')).then_some(id)
 }
 
 #[cfg(test)]

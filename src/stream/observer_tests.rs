@@ -112,3 +112,31 @@ fn an_event_over_the_cap_still_counts_as_what_it_is() {
         "a cut message_end must still end the generation"
     );
 }
+
+#[test]
+fn an_annotations_id_is_read_however_long_the_answer() {
+    let id = "0b6b8e21-8c3c-4d3c-9a1e-5f7b2f2f1a01";
+    let answer = "x".repeat(200_000);
+    let body = format!("{{\"id\":\"{id}\",\"question\":\"q\",\"answer\":\"{answer}\",\"hit_count\":0}}");
+    for cap in [1024 * 1024, 64 * 1024] {
+        let mut o = BlockingObserver::new(cap);
+        for chunk in body.as_bytes().chunks(7000) {
+            o.on_chunk(chunk);
+        }
+        assert_eq!(o.finish().id.as_deref(), Some(id), "cap {cap}");
+    }
+    let spaced = format!("{{\"id\": \"{id}\", \"answer\": \"{answer}\"}}");
+    let mut o = BlockingObserver::new(1024);
+    o.on_chunk(spaced.as_bytes());
+    assert_eq!(o.finish().id.as_deref(), Some(id), "json.dumps spacing");
+}
+
+#[test]
+fn a_jobs_id_is_read() {
+    let mut o = BlockingObserver::new(1024);
+    o.on_chunk(br#"{"job_id": "5b1c3e9a-7a9d-4a53-9a52-3b0b9b2d9a10", "job_status": "waiting"}"#);
+    assert_eq!(
+        o.finish().job_id.as_deref(),
+        Some("5b1c3e9a-7a9d-4a53-9a52-3b0b9b2d9a10")
+    );
+}

@@ -4,7 +4,7 @@
 //! `logging` stops a generation whose client left early.
 
 use super::stop::{ActiveStreams, StopCause, StopTarget, Stopper};
-use super::{EventKind, StreamState, Watch, watch};
+use super::{EventKind, Observation, StreamState, Watch, watch};
 use crate::admit::Caller;
 use crate::admit::route::Endpoint;
 use crate::config::StreamSettings;
@@ -71,19 +71,25 @@ impl Streams {
     pub fn observe(&self, state: &mut StreamState, chunk: Option<&[u8]>, eos: bool, who: For<'_>) {
         if let Some(done) = state.watch.feed(chunk, eos, Instant::now()) {
             if let Some(caller) = who.caller {
-                match (who.endpoint, &done.id) {
-                    (Endpoint::AnnotationCreate, Some(id)) => self.ownership.record_annotation(caller, id),
-                    (Endpoint::AnnotationCreate, None) => {}
-                    _ => self.ownership.record_completion(
-                        caller,
-                        done.task_id.as_deref(),
-                        done.message_id.as_deref(),
-                    ),
-                }
+                self.record_blocking(caller, who.endpoint, &done);
             }
             state.seen = Some(done);
         } else {
             self.track(state, who);
+        }
+    }
+
+    /// Records the ids a finished blocking body handed out.
+    fn record_blocking(&self, caller: &Caller, endpoint: Endpoint, done: &Observation) {
+        let owned = &self.ownership;
+        match (endpoint, &done.id, &done.job_id) {
+            (Endpoint::AnnotationCreate, Some(id), _) => owned.record_annotation(caller, id),
+            (Endpoint::AnnotationReply, _, Some(job)) => owned.record_job(caller, job),
+            (Endpoint::CompletionMessages, _, _) => {
+                let (task, message) = (done.task_id.as_deref(), done.message_id.as_deref());
+                owned.record_completion(caller, task, message);
+            }
+            _ => {}
         }
     }
 

@@ -31,6 +31,9 @@ pub enum StopCause {
 }
 
 impl StopCause {
+    /// Every cause, for metric pre-creation.
+    pub const ALL: [StopCause; 4] = [Self::Client, Self::Disconnect, Self::Shutdown, Self::IdleTimeout];
+
     /// Metric label.
     pub fn label(self) -> &'static str {
         match self {
@@ -59,12 +62,22 @@ pub struct StopTarget {
 pub struct Stopper {
     client: Arc<DifyClient>,
     metrics: Metrics,
+    pending: AtomicU64,
 }
 
 impl Stopper {
     /// A stopper calling Dify through `client`.
     pub fn new(client: Arc<DifyClient>, metrics: Metrics) -> Self {
-        Self { client, metrics }
+        Self {
+            client,
+            metrics,
+            pending: AtomicU64::new(0),
+        }
+    }
+
+    /// Stops sent in the background that have not finished yet.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Acquire)
     }
 
     /// Calls Dify's stop for `t`; returns Dify's status. Counted by `cause`.
@@ -90,10 +103,12 @@ impl Stopper {
     /// Stops `t` in the background (from `logging`, which must not wait for it).
     pub fn stop_in_background(self: &Arc<Self>, t: StopTarget, cause: StopCause) {
         let me = self.clone();
+        me.pending.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
             if let Err(e) = me.stop(&t, cause).await {
                 tracing::warn!(message = "Stopping an abandoned generation failed.", error = %e);
             }
+            me.pending.fetch_sub(1, Ordering::AcqRel);
         });
     }
 }

@@ -1,6 +1,6 @@
 //! The observer a response gets (response step: `response_filter` chooses, `response_body_filter`
 //! feeds): completion streams and blocking completions for task ids, message
-//! ids and usage, and annotation creations for their ids.
+//! ids and usage, annotation creations and annotation-reply jobs for their ids.
 
 use super::{BlockingObserver, Observation, SseObserver};
 use crate::admit::route::Endpoint;
@@ -17,8 +17,8 @@ pub enum Watch {
     Sse(Box<SseObserver>),
     /// A blocking completion body.
     Blocking(BlockingObserver),
-    /// An annotation-creation body (for its id).
-    Annotation(BlockingObserver),
+    /// The body of an annotation creation or an annotation-reply job (for the id it hands out).
+    Ids(BlockingObserver),
 }
 
 /// Whether a content type is `text/event-stream`.
@@ -45,7 +45,8 @@ impl Watch {
             (Endpoint::CompletionMessages, 200) => {
                 Self::Blocking(BlockingObserver::new(cfg.max_blocking_body))
             }
-            (Endpoint::AnnotationCreate, 201) => Self::Annotation(BlockingObserver::new(64 * 1024)),
+            (Endpoint::AnnotationCreate, 201) => Self::Ids(BlockingObserver::new(cfg.max_blocking_body)),
+            (Endpoint::AnnotationReply, 200) => Self::Ids(BlockingObserver::new(64 * 1024)),
             _ => Self::Nothing,
         }
     }
@@ -60,7 +61,7 @@ impl Watch {
                 }
                 None
             }
-            Self::Blocking(o) | Self::Annotation(o) => {
+            Self::Blocking(o) | Self::Ids(o) => {
                 if let Some(c) = chunk {
                     o.on_chunk(c);
                 }

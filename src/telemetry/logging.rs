@@ -1,5 +1,6 @@
 //! Log output (start-up): a tracing subscriber writing JSON or text lines, filtered by
-//! `telemetry.log_level` or `RUST_LOG`. Pingora's own `log` lines are bridged into it.
+//! `telemetry.log_level` or `RUST_LOG`, coloured only on a terminal. Pingora's own `log` lines are
+//! bridged into it; their debug and trace levels, which print request headers, are compiled out.
 
 use crate::config::{LogFormat, TelemetrySettings};
 use tracing_subscriber::EnvFilter;
@@ -7,8 +8,11 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber. Safe to call once per process; later calls do nothing.
 pub fn init_logging(t: &TelemetrySettings) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&t.log_level));
+    // Colour only on a terminal: a pipe or file gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match t.log_format {
         LogFormat::Json => builder

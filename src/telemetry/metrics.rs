@@ -68,120 +68,136 @@ pub struct Metrics {
     pub redis_up: IntGauge,
 }
 
-fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
-    let c = IntCounterVec::new(Opts::new(format!("{PREFIX}{name}"), help), labels)?;
-    reg.register(Box::new(c.clone()))?;
-    Ok(c)
+/// Registers families on one registry under the common prefix.
+struct Families<'a>(&'a Registry);
+
+impl Families<'_> {
+    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+        let c = IntCounterVec::new(Opts::new(format!("{PREFIX}{name}"), help), labels)?;
+        self.0.register(Box::new(c.clone()))?;
+        Ok(c)
+    }
+
+    fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: &[f64],
+        labels: &[&str],
+    ) -> prometheus::Result<HistogramVec> {
+        let opts = HistogramOpts::new(format!("{PREFIX}{name}"), help).buckets(buckets.to_vec());
+        let h = HistogramVec::new(opts, labels)?;
+        self.0.register(Box::new(h.clone()))?;
+        Ok(h)
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+        let g = IntGauge::new(format!("{PREFIX}{name}"), help)?;
+        self.0.register(Box::new(g.clone()))?;
+        Ok(g)
+    }
+}
+
+/// Label values known at start-up: every series a dashboard or alert reads is created from them at
+/// zero, so panels show 0 instead of "no data" and `rate()` sees the first increment.
+pub struct Known<'a> {
+    /// Each endpoint label with its method, and whether it answers streams.
+    pub endpoints: &'a [(&'static str, &'static str, bool)],
+    /// `auth_failures_total` reasons.
+    pub auth_reasons: &'a [&'static str],
+    /// `upstream_errors_total` kinds.
+    pub upstream_failures: &'a [&'static str],
+    /// `stops_total` causes.
+    pub stop_causes: &'a [&'static str],
+    /// `sse_events_total` kinds.
+    pub sse_kinds: &'a [&'static str],
+    /// `cache_lookups_total`: endpoints, tiers and outcomes.
+    pub cache: (&'a [&'static str], &'a [&'static str], &'a [&'static str]),
+    /// `redis_errors_total`: operations and failure kinds.
+    pub redis: (&'a [&'static str], &'a [&'static str]),
+    /// `config_reloads_total` outcomes.
+    pub reloads: &'a [&'static str],
 }
 
 impl Metrics {
     /// Creates and registers every family on `reg`.
     pub fn register(reg: &Registry) -> prometheus::Result<Self> {
-        let requests = counter(
-            reg,
-            "requests_total",
-            "Requests handled, by endpoint, method, status class, tenant and app.",
-            &["endpoint", "method", "status_class", "tenant", "app"],
-        )?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                format!("{PREFIX}request_duration_seconds"),
+        let f = Families(reg);
+        let by_caller = &["tenant", "app"];
+        let m = Self {
+            requests: f.counter(
+                "requests_total",
+                "Requests handled, by endpoint, method, status class, tenant and app.",
+                &["endpoint", "method", "status_class", "tenant", "app"],
+            )?,
+            duration: f.histogram(
+                "request_duration_seconds",
                 "Time from request start to the end of the response, by endpoint and mode.",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
-            &["endpoint", "mode"],
-        )?;
-        reg.register(Box::new(duration.clone()))?;
-        let active_streams =
-            IntGauge::new(format!("{PREFIX}active_streams"), "Streaming responses open now.")?;
-        reg.register(Box::new(active_streams.clone()))?;
-        let auth_failures = counter(
-            reg,
-            "auth_failures_total",
-            "Calls refused before reaching Dify, by reason.",
-            &["reason"],
-        )?;
-        let upstream_errors = counter(
-            reg,
-            "upstream_errors_total",
-            "Failures talking to Dify, by kind.",
-            &["kind"],
-        )?;
-        let stops = counter(
-            reg,
-            "stops_total",
-            "Stop calls sent to Dify, by cause (client, disconnect, shutdown).",
-            &["cause"],
-        )?;
-        let sse_events = counter(
-            reg,
-            "sse_events_total",
-            "Server-sent events passed to clients, by kind.",
-            &["kind"],
-        )?;
-        let cache_lookups = counter(
-            reg,
-            "cache_lookups_total",
-            "Metadata cache lookups, by endpoint, tier (l1, l2) and outcome.",
-            &["endpoint", "tier", "outcome"],
-        )?;
-        let redis_errors = counter(
-            reg,
-            "redis_errors_total",
-            "Redis calls that failed, timed out or were skipped by the circuit breaker.",
-            &["op", "kind"],
-        )?;
-        let config_reloads = counter(
-            reg,
-            "config_reloads_total",
-            "Configuration reloads (SIGHUP), by outcome (applied, rejected).",
-            &["outcome"],
-        )?;
-        let histogram = |name: &str, help: &str, buckets: &[f64], labels: &[&str]| {
-            let h = HistogramVec::new(
-                HistogramOpts::new(format!("{PREFIX}{name}"), help).buckets(buckets.to_vec()),
-                labels,
-            )?;
-            reg.register(Box::new(h.clone()))?;
-            Ok::<_, prometheus::Error>(h)
+                DURATION_BUCKETS,
+                &["endpoint", "mode"],
+            )?,
+            active_streams: f.gauge("active_streams", "Streaming responses open now.")?,
+            auth_failures: f.counter(
+                "auth_failures_total",
+                "Calls refused before reaching Dify, by reason.",
+                &["reason"],
+            )?,
+            upstream_errors: f.counter("upstream_errors_total", "Failures talking to Dify, by kind.", &["kind"])?,
+            stops: f.counter(
+                "stops_total",
+                "Stop calls sent to Dify, by cause (client, disconnect, shutdown, idle_timeout).",
+                &["cause"],
+            )?,
+            sse_events: f.counter("sse_events_total", "Server-sent events passed to clients, by kind.", &["kind"])?,
+            cache_lookups: f.counter(
+                "cache_lookups_total",
+                "Metadata cache lookups, by endpoint, tier (l1, l2) and outcome.",
+                &["endpoint", "tier", "outcome"],
+            )?,
+            redis_errors: f.counter(
+                "redis_errors_total",
+                "Redis calls that failed, timed out, were skipped by the circuit breaker, or read values that did not verify.",
+                &["op", "kind"],
+            )?,
+            config_reloads: f.counter(
+                "config_reloads_total",
+                "Configuration reloads (SIGHUP), by outcome (applied, rejected).",
+                &["outcome"],
+            )?,
+            upstream_first_byte: f.histogram(
+                "upstream_first_byte_seconds",
+                "Time from sending a request to Dify to its response head, by endpoint.",
+                DURATION_BUCKETS,
+                &["endpoint"],
+            )?,
+            ttft: f.histogram(
+                "time_to_first_token_seconds",
+                "Time from request start to the first `message` event of a stream, by tenant and app.",
+                TTFT_BUCKETS,
+                by_caller,
+            )?,
+            stream_duration: f.histogram(
+                "stream_duration_seconds",
+                "Lifetime of completion streams, by tenant and app.",
+                STREAM_BUCKETS,
+                by_caller,
+            )?,
+            tokens: f.counter(
+                "tokens_total",
+                "Tokens Dify reported, by tenant, app and type (prompt, completion).",
+                &["tenant", "app", "type"],
+            )?,
+            cost: {
+                let opts = Opts::new(
+                    format!("{PREFIX}cost_total"),
+                    "Cost Dify reported (total_price), by tenant, app and currency.",
+                );
+                let c = CounterVec::new(opts, &["tenant", "app", "currency"])?;
+                reg.register(Box::new(c.clone()))?;
+                c
+            },
+            redis_up: f.gauge("redis_up", "1 while Redis is connected and its circuit closed.")?,
         };
-        let upstream_first_byte = histogram(
-            "upstream_first_byte_seconds",
-            "Time from sending a request to Dify to its response head, by endpoint.",
-            DURATION_BUCKETS,
-            &["endpoint"],
-        )?;
-        let ttft = histogram(
-            "time_to_first_token_seconds",
-            "Time from request start to the first `message` event of a stream, by tenant and app.",
-            TTFT_BUCKETS,
-            &["tenant", "app"],
-        )?;
-        let stream_duration = histogram(
-            "stream_duration_seconds",
-            "Lifetime of completion streams, by tenant and app.",
-            STREAM_BUCKETS,
-            &["tenant", "app"],
-        )?;
-        let tokens = counter(
-            reg,
-            "tokens_total",
-            "Tokens Dify reported, by tenant, app and type (prompt, completion).",
-            &["tenant", "app", "type"],
-        )?;
-        let cost = CounterVec::new(
-            Opts::new(
-                format!("{PREFIX}cost_total"),
-                "Cost Dify reported (total_price), by tenant, app and currency.",
-            ),
-            &["tenant", "app", "currency"],
-        )?;
-        reg.register(Box::new(cost.clone()))?;
-        let redis_up = IntGauge::new(
-            format!("{PREFIX}redis_up"),
-            "1 while Redis is connected and its circuit closed.",
-        )?;
-        reg.register(Box::new(redis_up.clone()))?;
         let build = IntGaugeVec::new(
             Opts::new(
                 format!("{PREFIX}build_info"),
@@ -191,24 +207,58 @@ impl Metrics {
         )?;
         reg.register(Box::new(build.clone()))?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        Ok(Self {
-            requests,
-            duration,
-            active_streams,
-            auth_failures,
-            upstream_errors,
-            stops,
-            sse_events,
-            cache_lookups,
-            redis_errors,
-            config_reloads,
-            upstream_first_byte,
-            ttft,
-            stream_duration,
-            tokens,
-            cost,
-            redis_up,
-        })
+        Ok(m)
+    }
+
+    /// Creates every series of `known` at zero.
+    pub fn precreate(&self, known: &Known<'_>) {
+        for (endpoint, method, streams) in known.endpoints {
+            self.upstream_first_byte.with_label_values(&[endpoint]);
+            self.duration.with_label_values(&[endpoint, "blocking"]);
+            if *streams {
+                self.duration.with_label_values(&[endpoint, "streaming"]);
+            }
+            for class in ["2xx", "4xx", "5xx"] {
+                self.requests
+                    .with_label_values(&[endpoint, method, class, "none", "none"]);
+            }
+        }
+        let one =
+            |v: &IntCounterVec, values: &[&str]| values.iter().for_each(|x| drop(v.with_label_values(&[x])));
+        one(&self.auth_failures, known.auth_reasons);
+        one(&self.upstream_errors, known.upstream_failures);
+        one(&self.stops, known.stop_causes);
+        one(&self.sse_events, known.sse_kinds);
+        one(&self.config_reloads, known.reloads);
+        let (endpoints, tiers, outcomes) = known.cache;
+        for e in endpoints {
+            for t in tiers {
+                for o in outcomes {
+                    self.cache_lookups.with_label_values(&[e, t, o]);
+                }
+            }
+        }
+        let (ops, kinds) = known.redis;
+        for o in ops {
+            for k in kinds {
+                self.redis_errors.with_label_values(&[o, k]);
+            }
+        }
+    }
+
+    /// Creates the per-caller series of `tenant`/`app` at zero: completions by status class, tokens,
+    /// cost in USD, time to first token and stream lifetime.
+    pub fn precreate_app(&self, tenant: &str, app: &str) {
+        for class in ["2xx", "4xx", "5xx"] {
+            self.requests
+                .with_label_values(&["completion_messages", "POST", class, tenant, app]);
+        }
+        for kind in ["prompt", "completion"] {
+            self.tokens.with_label_values(&[tenant, app, kind]);
+        }
+        self.cost.with_label_values(&[tenant, app, "USD"]);
+        self.ttft.with_label_values(&[tenant, app]);
+        self.stream_duration.with_label_values(&[tenant, app]);
     }
 
     /// Records a finished request.

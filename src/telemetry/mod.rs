@@ -11,4 +11,4 @@ pub mod record;
 pub mod spans;
 pub mod trace;
 
-pub use metrics::{Metrics, RequestLabels};
+pub use metrics::{Known, Metrics, RequestLabels};

@@ -138,6 +138,8 @@ impl DifyClient {
         let fwd = Forwarding {
             api_key: call.api_key,
             client_ip: None,
+            peer_trusted: false,
+            proto: "http",
             request_id: call.request_id,
         };
         rewrite_request(&mut req, self.upstream.settings(), &fwd)?;

@@ -3,6 +3,7 @@
 //! for Dify, a scoped body sent chunked).
 
 use super::{Forwarding, Upstream, rewrite_request};
+use crate::config::cidr::Cidr;
 use crate::secret::Secret;
 use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
@@ -19,6 +20,8 @@ pub struct Outgoing<'a> {
     pub body_read_early: bool,
     /// The body's length may change (user scoping): it is sent chunked.
     pub body_rewritten: bool,
+    /// `server.trusted_proxies`.
+    pub trusted_proxies: &'a [Cidr],
 }
 
 impl Upstream {
@@ -44,9 +47,13 @@ impl Upstream {
         req: &mut RequestHeader,
         out: &Outgoing<'_>,
     ) -> pingora::Result<()> {
+        let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let fwd = Forwarding {
             api_key: out.api_key.expose(),
-            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
+            client_ip,
+            peer_trusted: client_ip.is_some_and(|ip| out.trusted_proxies.iter().any(|c| c.contains(ip))),
+            proto: if tls { "https" } else { "http" },
             request_id: out.request_id,
         };
         rewrite_request(req, self.settings(), &fwd)?;

@@ -20,22 +20,47 @@ const HOP_BY_HOP: &[&str] = &[
     "x-dify-app",
 ];
 
+/// Headers through which a client could tell Dify who it is or where it called: Dify and its
+/// proxies take the client address from them. Always removed; `X-Forwarded-For` is set anew.
+const FORWARDING: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-proto",
+    "x-forwarded-server",
+    "x-real-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "true-client-ip",
+    "fastly-client-ip",
+];
+
 /// What the rewrite needs to know about the call.
 pub struct Forwarding<'a> {
     /// The Dify app key of the resolved app.
     pub api_key: &'a str,
-    /// The client's address, appended to `X-Forwarded-For`.
+    /// The peer's address (the client, or a proxy in front of the gateway).
     pub client_ip: Option<IpAddr>,
+    /// The peer is one of `server.trusted_proxies`: the `X-Forwarded-For` it sent is kept.
+    pub peer_trusted: bool,
+    /// `https` when the client called over TLS.
+    pub proto: &'static str,
     /// The request id (kept from the client or generated).
     pub request_id: &'a str,
 }
 
-/// Rewrites the tenant's request for Dify. The tenant's `Authorization` is replaced by the app key.
+/// Rewrites the tenant's request for Dify. The tenant's `Authorization` is replaced by the app key,
+/// the target is always sent in origin form (`/v1/...`, after the base path), and the forwarding
+/// headers say only what the gateway saw.
 pub fn rewrite_request(
     req: &mut RequestHeader,
     up: &UpstreamSettings,
     fwd: &Forwarding<'_>,
 ) -> pingora::Result<()> {
+    let chain = fwd.peer_trusted.then(|| forwarded_for(req)).flatten();
     let listed: Vec<String> = req
         .headers
         .get_all(http::header::CONNECTION)
@@ -44,32 +69,47 @@ pub fn rewrite_request(
         .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
         .filter(|t| !t.is_empty())
         .collect();
-    for name in HOP_BY_HOP
-        .iter()
-        .copied()
-        .chain(listed.iter().map(String::as_str))
-    {
+    let strip = HOP_BY_HOP.iter().chain(FORWARDING).copied();
+    for name in strip.chain(listed.iter().map(String::as_str)) {
         req.remove_header(name);
     }
-    if !up.base_path.is_empty() {
-        let pq = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let uri: http::Uri = format!("{}{pq}", up.base_path)
-            .parse()
-            .map_err(|_| pingora::Error::explain(pingora::ErrorType::InternalError, "bad upstream path"))?;
-        req.set_uri(uri);
-    }
+    let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri: http::Uri = format!("{}{pq}", up.base_path)
+        .parse()
+        .map_err(|_| pingora::Error::explain(pingora::ErrorType::InternalError, "bad upstream path"))?;
+    req.set_uri(uri);
     req.insert_header(http::header::HOST, up.authority.as_str())?;
-    req.insert_header(http::header::AUTHORIZATION, format!("Bearer {}", fwd.api_key))?;
+    let mut auth = http::HeaderValue::try_from(format!("Bearer {}", fwd.api_key)).map_err(|_| {
+        pingora::Error::explain(pingora::ErrorType::InternalError, "app key is not a header value")
+    })?;
+    auth.set_sensitive(true);
+    req.insert_header(http::header::AUTHORIZATION, auth)?;
     if let Some(ip) = fwd.client_ip {
-        let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-            _ => ip.to_string(),
+        let xff = match chain {
+            Some(prev) => format!("{prev}, {ip}"),
+            None => ip.to_string(),
         };
         req.insert_header("x-forwarded-for", xff)?;
     }
-    req.insert_header("x-forwarded-proto", "http")?;
+    req.insert_header("x-forwarded-proto", fwd.proto)?;
     req.insert_header("x-request-id", fwd.request_id)?;
     Ok(())
+}
+
+/// The `X-Forwarded-For` chain the client sent (all its values, in order), when it is plain text.
+fn forwarded_for(req: &RequestHeader) -> Option<String> {
+    let values: Vec<&str> = req
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().ok().map(str::trim))
+        .collect::<Option<_>>()?;
+    let chain = values
+        .into_iter()
+        .filter(|v| !v.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
+    (!chain.is_empty()).then_some(chain)
 }
 
 #[cfg(test)]
@@ -111,6 +151,8 @@ mod tests {
         let fwd = Forwarding {
             api_key: "app-key",
             client_ip: "127.0.0.9".parse().ok(),
+            peer_trusted: true,
+            proto: "http",
             request_id: "rid-1",
         };
         rewrite_request(&mut req, &settings("/dify"), &fwd).unwrap();
@@ -125,5 +167,83 @@ mod tests {
             assert!(h(gone).is_none(), "{gone} still present");
         }
         assert_eq!(req.uri.to_string(), "/dify/v1/completion-messages?x=1");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod forwarding_tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn settings() -> UpstreamSettings {
+        UpstreamSettings {
+            tls: false,
+            host: "dify".into(),
+            port: 5001,
+            authority: "dify:5001".into(),
+            base_path: String::new(),
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(1),
+            stream_idle_timeout: Duration::from_secs(1),
+            pool_idle_timeout: Duration::from_secs(1),
+            verify_tls: true,
+        }
+    }
+
+    fn rewrite(target: &str, headers: &[(&str, &str)], trusted: bool) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", target.as_bytes(), None).unwrap();
+        for (k, v) in headers {
+            req.append_header(k.to_string(), *v).unwrap();
+        }
+        let fwd = Forwarding {
+            api_key: "k",
+            client_ip: "192.0.2.7".parse().ok(),
+            peer_trusted: trusted,
+            proto: "https",
+            request_id: "r",
+        };
+        rewrite_request(&mut req, &settings(), &fwd).unwrap();
+        req
+    }
+
+    #[test]
+    fn client_forwarding_headers_never_reach_dify() {
+        let sent = [
+            ("x-forwarded-for", "6.6.6.6"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("cf-connecting-ip", "6.6.6.6"),
+            ("x-forwarded-host", "evil"),
+            ("x-forwarded-port", "1"),
+            ("x-forwarded-prefix", "/x"),
+        ];
+        let req = rewrite("/v1/info", &sent, false);
+        for (name, _) in &sent[1..] {
+            assert!(req.headers.get(*name).is_none(), "{name} reached Dify");
+        }
+        assert_eq!(req.headers.get("x-forwarded-for").unwrap(), "192.0.2.7");
+        assert_eq!(req.headers.get("x-forwarded-proto").unwrap(), "https");
+    }
+
+    #[test]
+    fn a_trusted_proxys_chain_is_kept() {
+        let sent = [
+            ("x-forwarded-for", "203.0.113.1"),
+            ("x-forwarded-for", "10.0.0.2"),
+        ];
+        let req = rewrite("/v1/info", &sent, true);
+        assert_eq!(
+            req.headers.get("x-forwarded-for").unwrap(),
+            "203.0.113.1, 10.0.0.2, 192.0.2.7"
+        );
+    }
+
+    #[test]
+    fn an_absolute_target_goes_to_dify_in_origin_form() {
+        let req = rewrite("http://other.host/v1/parameters?x=1", &[], false);
+        assert_eq!(req.uri.to_string(), "/v1/parameters?x=1");
+        assert_eq!(req.headers.get("host").unwrap(), "dify:5001");
     }
 }

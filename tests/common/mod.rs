@@ -17,6 +17,7 @@ pub const RSA_PUBLIC_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fi
 pub const EC_PRIVATE: &str = include_str!("../fixtures/keys/ec-private.pk8.pem");
 pub const EC_PUBLIC_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/ec-public.pem");
 
+pub const REDIS_HMAC_KEY: &str = "test-redis-hmac-key-0123456789abcdef";
 pub const KEY_ACME_WRITER: &str = "app-acme-writer-key";
 pub const KEY_ACME_EDITOR: &str = "app-acme-editor-key";
 pub const KEY_GLOBEX: &str = "app-globex-key";
@@ -45,6 +46,12 @@ pub struct Setup {
     pub upstream_url: Option<String>,
     /// Extra TOML appended at the end (whole sections such as `[cache]`).
     pub extra: String,
+    /// Environment of the gateway process (`RUST_LOG` is `info` unless set here).
+    pub gateway_env: Vec<(String, String)>,
+    /// Extra TOML appended to `[redis]` (which holds the HMAC key).
+    pub redis_extra: String,
+    /// `server.grace_period`.
+    pub grace_period: String,
 }
 
 impl Default for Setup {
@@ -67,6 +74,9 @@ impl Default for Setup {
             server_extra: String::new(),
             upstream_url: None,
             extra: String::new(),
+            gateway_env: Vec::new(),
+            redis_extra: String::new(),
+            grace_period: "1s".into(),
         }
     }
 }
@@ -111,7 +121,7 @@ impl Env {
         } else {
             "/readyz"
         };
-        let gw = Gateway::start_probing(&config_toml(&url, &setup), probe).await;
+        let gw = Gateway::start_with(&config_toml(&url, &setup), probe, &setup.gateway_env).await;
         Env {
             sim,
             gw,
@@ -130,11 +140,82 @@ impl Env {
     }
 }
 
+/// The test HTTP client: no proxy from the environment (traffic stays on loopback), and every call
+/// bounded in time so that a regression fails instead of hanging.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
         .build()
         .unwrap()
+}
+
+/// Bounds a test in time even where no runner does (plain `cargo test`): unless dropped within
+/// `secs`, it reports the test and aborts the test process, so a hang becomes a failure.
+pub struct Bound(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+pub fn bound(secs: u64) -> Bound {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let name = std::thread::current().name().unwrap_or("a test").to_string();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if flag.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("{name} did not finish within {secs} s: aborting the test run");
+        std::process::abort();
+    });
+    Bound(done)
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Sends `request` as raw bytes on a new connection, closes the writing side (the peer sees the
+/// request end there), and reads the answer until the gateway closes, within 10 s. Async, so that an in-process simulator keeps running.
+pub async fn raw_exchange_half_closed(addr: SocketAddr, request: &[u8]) -> String {
+    exchange(addr, request, true).await
+}
+
+/// Sends `request` as raw bytes on a new connection (no client library normalises it) and reads the
+/// answer until the gateway closes, within 10 s. Async, so that an in-process simulator keeps running.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    exchange(addr, request, false).await
+}
+
+async fn exchange(addr: SocketAddr, request: &[u8], half_close: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        if half_close {
+            s.shutdown().await.unwrap();
+        }
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("no complete answer within 10 s")
+}
+
+/// A raw blocking connection to `addr` whose reads and writes give up after 10 s (only for
+/// exchanges the simulator takes no part in: a blocked test thread would block it too).
+pub fn raw_connect(addr: SocketAddr) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
 }
 
 pub fn config_toml(upstream_url: &str, setup: &Setup) -> String {
@@ -143,7 +224,7 @@ pub fn config_toml(upstream_url: &str, setup: &Setup) -> String {
 [server]
 listen = "127.0.0.1:{{LISTEN}}"
 admin_listen = "127.0.0.1:{{ADMIN}}"
-grace_period = "1s"
+grace_period = "{grace_period}"
 max_request_body = "40MB"
 threads = 2
 {server_extra}
@@ -176,6 +257,10 @@ public_key_file = "{EC_PUBLIC_FILE}"
 [telemetry]
 log_format = "json"
 
+[redis]
+hmac_key = "{REDIS_HMAC_KEY}"
+{redis_extra}
+
 [[tenants]]
 id = "acme"
 [[tenants.apps]]
@@ -203,6 +288,8 @@ api_key = "{KEY_ACME_WRITER}"
 "#,
         server_extra = setup.server_extra,
         upstream_extra = setup.upstream_extra,
+        redis_extra = setup.redis_extra,
+        grace_period = setup.grace_period,
         extra = setup.extra,
     )
 }
@@ -224,6 +311,11 @@ impl Gateway {
 
     /// Like [`Gateway::start`], waiting for `probe` (an admin path) to answer 200.
     pub async fn start_probing(toml: &str, probe: &str) -> Gateway {
+        Self::start_with(toml, probe, &[]).await
+    }
+
+    /// Like [`Gateway::start_probing`], with extra environment variables for the process.
+    pub async fn start_with(toml: &str, probe: &str, env: &[(String, String)]) -> Gateway {
         for _ in 0..3 {
             let (listen, admin) = (free_port(), free_port());
             let dir = tempfile::tempdir().unwrap();
@@ -245,6 +337,7 @@ impl Gateway {
                 .arg("--config")
                 .arg(&path)
                 .env("RUST_LOG", "info")
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
@@ -512,8 +605,26 @@ impl Redis {
     /// Sends a raw command line and returns the first reply line.
     pub fn command(&self, line: &str) -> String {
         use std::io::{BufRead, BufReader, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut s = raw_connect(([127, 0, 0, 1], self.port).into());
         s.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        let mut out = String::new();
+        BufReader::new(s).read_line(&mut out).unwrap();
+        out.trim().to_string()
+    }
+
+    /// Stores `value` at `key` as anyone with access to Redis could (RESP, binary-safe).
+    pub fn set(&self, key: &str, value: &[u8]) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = raw_connect(([127, 0, 0, 1], self.port).into());
+        let mut cmd = format!(
+            "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n",
+            key.len(),
+            value.len()
+        )
+        .into_bytes();
+        cmd.extend_from_slice(value);
+        cmd.extend_from_slice(b"\r\n");
+        s.write_all(&cmd).unwrap();
         let mut out = String::new();
         BufReader::new(s).read_line(&mut out).unwrap();
         out.trim().to_string()
@@ -529,4 +640,14 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The sum of every sample of metric `name` whose labels contain all of `labels` (`k="v"` pieces).
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

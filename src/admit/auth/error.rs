@@ -46,6 +46,23 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Every reason, for metric pre-creation.
+    pub const ALL: [AuthError; 13] = [
+        Self::Missing,
+        Self::BadScheme,
+        Self::Malformed,
+        Self::AlgorithmNotAllowed,
+        Self::UnknownKeyId,
+        Self::BadSignature,
+        Self::Expired,
+        Self::MissingExp,
+        Self::NotYetValid,
+        Self::WrongIssuer,
+        Self::WrongAudience,
+        Self::MissingTenant,
+        Self::TooLong,
+    ];
+
     /// Bounded label for metrics and logs.
     pub fn reason(self) -> &'static str {
         match self {

@@ -4,7 +4,7 @@
 use super::problems::{Problems, one_of};
 use crate::admit::auth::{JwtPolicy, VerifyKey};
 use crate::config::file::{AuthSection, KeySection};
-use crate::config::units;
+use crate::config::{Purpose, units};
 use crate::secret::Secret;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use std::collections::HashSet;
@@ -14,9 +14,13 @@ use std::time::Duration;
 /// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size).
 const MIN_HS_SECRET: usize = 32;
 
+/// HS256 secrets printed in this repository (the reference config's development default): anyone
+/// can mint tokens with them, so only `dify-gateway demo` may run with one.
+pub const PUBLISHED_SECRETS: &[&str] = &["dev-only-secret-change-me-0123456789abcdef"];
+
 pub(super) type AuthParts = (Vec<VerifyKey>, JwtPolicy, Option<(String, Secret)>);
 
-pub(super) fn auth(p: &mut Problems, a: &AuthSection, base: &Path) -> AuthParts {
+pub(super) fn auth(p: &mut Problems, a: &AuthSection, base: &Path, purpose: Purpose) -> AuthParts {
     for (key, val) in [
         ("auth.tenant_claim", &a.tenant_claim),
         ("auth.app_claim", &a.app_claim),
@@ -51,7 +55,7 @@ pub(super) fn auth(p: &mut Problems, a: &AuthSection, base: &Path) -> AuthParts 
         } else if !ids.insert(k.id.clone()) {
             p.add(format!("{path}.id"), format!("`{}` is used by another key", k.id));
         }
-        if let Some((alg, dk, secret)) = key(p, &path, k, base) {
+        if let Some((alg, dk, secret)) = key(p, &path, k, base, purpose) {
             if alg == Algorithm::HS256 && signing.is_none() {
                 signing = secret.map(|s| (k.id.clone(), s));
             }
@@ -66,6 +70,7 @@ pub(super) fn key(
     path: &str,
     k: &KeySection,
     base: &Path,
+    purpose: Purpose,
 ) -> Option<(Algorithm, DecodingKey, Option<Secret>)> {
     let alg = match k.algorithm.as_str() {
         "HS256" => Algorithm::HS256,
@@ -93,6 +98,12 @@ pub(super) fn key(
             ("secret_file", &k.secret_file),
             base,
         )?;
+        if PUBLISHED_SECRETS.contains(&secret.as_str()) && purpose != Purpose::Demo {
+            let msg = "is the published development secret of config/gateway.toml, with which anyone \
+                       can sign tokens: set GW_JWT_SECRET (only `dify-gateway demo` runs with it)";
+            p.add(format!("{path}.secret"), msg);
+            return None;
+        }
         if secret.len() < MIN_HS_SECRET {
             p.add(
                 format!("{path}.secret"),

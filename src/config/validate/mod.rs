@@ -10,46 +10,57 @@ mod tenants;
 pub use sections::CACHED_ENDPOINTS;
 pub use server::parse_origin;
 
-use super::Settings;
+pub use auth::PUBLISHED_SECRETS;
+
 use super::file::FileConfig;
+use super::{Purpose, Settings};
 use crate::admit::auth::JwtVerifier;
 use crate::admit::snapshot::Snapshot;
 use crate::secret::Secret;
 use problems::Problems;
 use std::path::Path;
 
-/// Validates the whole tree. `base` resolves relative `*_file` paths.
-pub fn validate(raw: FileConfig, base: &Path) -> Result<Settings, Vec<String>> {
+/// Validates the whole tree for `purpose`. `base` resolves relative `*_file` paths.
+pub fn validate(raw: FileConfig, base: &Path, purpose: Purpose) -> Result<Settings, Vec<String>> {
     let mut p = Problems::default();
     let server = server::server(&mut p, &raw.server);
     let upstream = server::upstream(&mut p, &raw.upstream);
     let telemetry = sections::telemetry(&mut p, &raw);
     let streams = sections::streams(&mut p, &raw);
     let cache = sections::cache(&mut p, &raw);
-    let admin_token = match raw.admin.token.as_deref() {
-        Some(t) if t.len() < 16 => {
-            p.add("admin.token", "must be at least 16 characters");
-            None
-        }
-        Some(t) => Some(Secret::new(t)),
-        None => None,
-    };
-    let (keys, policy, signing_key) = auth::auth(&mut p, &raw.auth, base);
+    let redis = sections::redis(&mut p, &raw, cache.redis_timeout);
+    let admin_token = token(&mut p, "admin.token", raw.admin.token.as_deref());
+    let metrics_token = token(&mut p, "admin.metrics_token", raw.admin.metrics_token.as_deref());
+    let (keys, policy, signing_key) = auth::auth(&mut p, &raw.auth, base, purpose);
     let tenants = tenants::tenants(&mut p, &raw, base);
     if !p.0.is_empty() {
         return Err(p.0);
     }
     let verifier = JwtVerifier::new(keys, policy, raw.auth.token_cache_entries);
-    let warnings = sections::warnings(&upstream);
+    let mut warnings = sections::warnings(&upstream);
+    warnings.append(&mut p.1);
     Ok(Settings {
         warnings,
         server,
         upstream,
         streams,
         cache,
+        redis,
         admin_token,
+        metrics_token,
         telemetry,
         signing_key,
         snapshot: Snapshot::new(tenants, verifier),
     })
+}
+
+/// A bearer token of the admin listener: at least 16 characters when set.
+fn token(p: &mut Problems, path: &str, value: Option<&str>) -> Option<Secret> {
+    match value.filter(|t| !t.is_empty()) {
+        Some(t) if t.len() < 16 => {
+            p.add(path, "must be at least 16 characters");
+            None
+        }
+        t => t.map(Secret::new),
+    }
 }

@@ -6,13 +6,17 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-/// Collects problems by key path.
+/// Collects problems (and warnings about valid settings that are probably mistakes) by key path.
 #[derive(Default)]
-pub(super) struct Problems(pub(super) Vec<String>);
+pub(super) struct Problems(pub(super) Vec<String>, pub(super) Vec<String>);
 
 impl Problems {
     pub(super) fn add(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
         self.0.push(format!("{path}: {msg}"));
+    }
+
+    pub(super) fn warn(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
+        self.1.push(format!("{path}: {msg}"));
     }
 
     pub(super) fn duration(&mut self, path: &str, text: &str) -> Duration {

@@ -3,7 +3,9 @@
 
 use super::problems::Problems;
 use crate::config::file::FileConfig;
-use crate::config::{CacheSettings, LogFormat, StreamSettings, TelemetrySettings, UpstreamSettings, units};
+use crate::config::{
+    CacheSettings, LogFormat, RedisSettings, StreamSettings, TelemetrySettings, UpstreamSettings, units,
+};
 use crate::secret::Secret;
 use std::time::Duration;
 
@@ -59,15 +61,6 @@ pub(super) fn cache(p: &mut Problems, raw: &FileConfig) -> CacheSettings {
         Some(t) => p.duration(&format!("cache.endpoint_ttl.{e}"), t),
         None => ttl,
     });
-    let redis_url = c.redis_url.as_deref().filter(|u| !u.is_empty()).map(|u| {
-        if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix://")) {
-            p.add(
-                "cache.redis_url",
-                "must start with redis://, rediss:// or unix://",
-            );
-        }
-        Secret::new(u)
-    });
     let size = |p: &mut Problems, key: &str, text: &str| {
         units::size(text).unwrap_or_else(|e| {
             p.add(format!("cache.{key}"), e);
@@ -85,7 +78,6 @@ pub(super) fn cache(p: &mut Problems, raw: &FileConfig) -> CacheSettings {
     };
     CacheSettings {
         enabled: c.enabled,
-        redis_url,
         ttl: ttls,
         stale_while_revalidate: window(p, "stale_while_revalidate", &c.stale_while_revalidate),
         max_stale: window(p, "max_stale", &c.max_stale),
@@ -124,4 +116,43 @@ pub(super) fn telemetry(p: &mut Problems, raw: &FileConfig) -> TelemetrySettings
         otlp_endpoint,
         service_name: raw.telemetry.service_name.clone(),
     }
+}
+
+/// `[redis]` (or the older `cache.redis_url`): a URL the build can serve and the HMAC key.
+pub(super) fn redis(p: &mut Problems, raw: &FileConfig, timeout: Duration) -> Option<RedisSettings> {
+    let nonempty = |u: &Option<String>| u.clone().filter(|u| !u.is_empty());
+    let (url, path) = match (nonempty(&raw.redis.url), nonempty(&raw.cache.redis_url)) {
+        (Some(a), Some(b)) if a != b => {
+            p.add("cache.redis_url", "differs from redis.url; set only redis.url");
+            return None;
+        }
+        (Some(u), _) => (u, "redis.url"),
+        (None, Some(u)) => (u, "cache.redis_url"),
+        (None, None) => return None,
+    };
+    if url.starts_with("rediss://") {
+        p.add(
+            path,
+            "rediss:// (TLS) is not supported by this build; use redis:// or unix://",
+        );
+    } else if !(url.starts_with("redis://") || url.starts_with("unix://")) {
+        p.add(path, "must start with redis:// or unix://");
+    }
+    let hmac_key = match nonempty(&raw.redis.hmac_key) {
+        Some(k) if k.len() >= 32 => Some(Secret::new(k)),
+        Some(_) => {
+            p.add("redis.hmac_key", "must be at least 32 bytes");
+            None
+        }
+        None => {
+            let msg = "is required with Redis: every value the gateway keeps there is authenticated with it";
+            p.add("redis.hmac_key", msg);
+            None
+        }
+    }?;
+    Some(RedisSettings {
+        url: Secret::new(url),
+        hmac_key,
+        timeout,
+    })
 }

@@ -20,7 +20,18 @@ pub(super) fn server(p: &mut Problems, s: &ServerSection) -> ServerSettings {
         p.add("server.threads", "must be at least 1");
     }
     let port = listen.port();
+    let trusted_proxies = s
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            t.parse()
+                .map_err(|e| p.add(format!("server.trusted_proxies[{i}]"), e))
+                .ok()
+        })
+        .collect();
     ServerSettings {
+        trusted_proxies,
         listen,
         admin_listen,
         grace_period: units::duration(&s.grace_period).unwrap_or_else(|e| {

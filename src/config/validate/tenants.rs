@@ -57,7 +57,11 @@ pub(super) fn tenants(p: &mut Problems, raw: &FileConfig, base: &Path) -> HashMa
                 p.add(format!("{path}.apps[{j}].name"), msg);
             }
             if let Some(key) = key {
-                let shared = owners.get(key.as_str()).is_some_and(|o| o.len() > 1);
+                let sharing = owners.get(key.as_str()).filter(|o| o.len() > 1);
+                if let Some(others) = sharing {
+                    shared_key(p, &format!("{path}.apps[{j}]"), a, &t.id, others);
+                }
+                let shared = sharing.is_some();
                 apps.push(Arc::new(App {
                     name: a.name.clone(),
                     api_key: Secret::new(key.clone()),
@@ -75,6 +79,26 @@ pub(super) fn tenants(p: &mut Problems, raw: &FileConfig, base: &Path) -> HashMa
         );
     }
     out
+}
+
+/// An app whose Dify key other tenants use too: its users must be scoped (else one tenant could act
+/// as another's end users); opening its app-wide endpoints is allowed but worth a warning.
+fn shared_key(p: &mut Problems, path: &str, a: &AppSection, tenant: &str, owners: &HashSet<&str>) {
+    let mut others: Vec<&str> = owners.iter().copied().filter(|o| *o != tenant).collect();
+    others.sort_unstable();
+    let others = others.join(", ");
+    if !a.scope_users {
+        let msg = format!(
+            "must be true: this Dify key is shared with tenant(s) {others}, whose end users this tenant could otherwise act as"
+        );
+        p.add(format!("{path}.scope_users"), msg);
+    }
+    if a.app_wide_endpoints == Some(true) {
+        let msg = format!(
+            "this Dify key is shared with tenant(s) {others}: annotations and the app's feedback list of all of them are open to this tenant"
+        );
+        p.warn(format!("{path}.app_wide_endpoints"), msg);
+    }
 }
 
 pub(super) fn app_key(p: &mut Problems, path: &str, a: &AppSection, base: &Path) -> Option<String> {
