@@ -86,8 +86,21 @@ async fn main() {
     println!("\n## Throughput at concurrency 32 ({secs} s each)\n");
     println!("| path | requests/s |");
     println!("|---|---|");
+    let hits_before = p
+        .metric_sum("dify_gateway_cache_lookups_total", &["outcome=\"hit\""])
+        .await;
     let dt = throughput(&direct, &p.direct_auth, 32, secs).await;
     let gt = throughput(&via, &p.gw_auth, 32, secs).await;
+    // What was measured was cache hits: every gateway request of the run was one.
+    let hits = p
+        .metric_sum("dify_gateway_cache_lookups_total", &["outcome=\"hit\""])
+        .await
+        - hits_before;
+    assert!(
+        hits >= gt * secs as f64 * 0.99,
+        "{hits} hits for {} requests",
+        gt * secs as f64
+    );
     println!("| direct to the simulator | {dt:.0} |");
     println!("| gateway, cache hit | {gt:.0} |");
     println!("\nGateway / direct throughput: {:.2}x", gt / dt);

@@ -46,14 +46,9 @@ async fn hits(url: &str, auth: &str, n: usize, secs: u64) -> (f64, f64, f64) {
     let mut ms = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        http.get(url)
-            .header("authorization", auth)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let r = http.get(url).header("authorization", auth).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let done = Arc::new(AtomicU64::new(0));
@@ -64,14 +59,14 @@ async fn hits(url: &str, auth: &str, n: usize, secs: u64) -> (f64, f64, f64) {
             tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 while Instant::now() < deadline {
-                    http.get(&url)
+                    let r = http
+                        .get(&url)
                         .header("authorization", &auth)
                         .send()
                         .await
-                        .unwrap()
-                        .bytes()
-                        .await
                         .unwrap();
+                    assert_eq!(r.status(), 200);
+                    r.bytes().await.unwrap();
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             })

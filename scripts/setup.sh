@@ -31,6 +31,19 @@ if ! command -v promtool >/dev/null 2>&1; then
   rm -rf "$tmp"
 fi
 
+# The official Dify SDKs that tests/sdk.rs drives through the gateway (PyPI and npm), kept under target/.
+sdk="$(cd "$(dirname "$0")/.." && pwd)/target/sdk"
+if [ ! -x "$sdk/venv/bin/python" ] || ! "$sdk/venv/bin/python" -c 'import dify_client' 2>/dev/null; then
+  echo "setup: installing the Python SDK (dify-client) into target/sdk/venv" >&2
+  python3 -m venv "$sdk/venv"
+  "$sdk/venv/bin/pip" install --quiet --disable-pip-version-check dify-client==0.1.10
+fi
+if [ ! -f "$sdk/node/node_modules/dify-client/package.json" ]; then
+  echo "setup: installing the Node SDK (dify-client) into target/sdk/node" >&2
+  mkdir -p "$sdk/node"
+  (cd "$sdk/node" && npm install --silent --no-audit --no-fund dify-client@2.3.2 >/dev/null)
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo (Rust 1.88 or newer) is required" >&2
   exit 1

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (unit and loopback integration tests with the real binary and simulator).
+# Runs the whole test suite: unit and loopback integration tests with the real binary, simulator,
+# Redis and the official SDKs; the fault-injection suite (tests/faults.rs) on the release binary;
+# then every fuzz target for a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The fault-injection suite runs the release build (tests pick it when it is the newest).
+cargo build --quiet --release --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then
-  exec cargo nextest run --workspace --lib --bins --tests "$@"
+  cargo nextest run --workspace --lib --bins --tests "$@"
 else
-  exec cargo test --workspace --lib --bins --tests "$@"
+  cargo test --workspace --lib --bins --tests "$@"
 fi
+scripts/fuzz.sh "${FUZZ_SECONDS:-10}"

@@ -381,3 +381,104 @@ async fn a_stop_reaching_another_replica_is_forwarded_through_redis() {
         (KEY_ACME_WRITER, "acme:bob", true)
     );
 }
+
+#[tokio::test]
+async fn a_redis_that_never_answers_costs_each_call_its_timeout_then_the_breaker_skips_it() {
+    let _bound = bound(120);
+    let redis = Redis::start().await;
+    let env = Env::with(cache_setup(&format!(
+        "redis_url = \"{}\"\nredis_timeout = \"50ms\"",
+        redis.url()
+    )))
+    .await;
+    let tok = token("acme", None);
+    let stop = |task: String| {
+        env.http
+            .post(env.url(&format!("/v1/completion-messages/{task}/stop")))
+            .header("authorization", bearer(&tok))
+            .json(&serde_json::json!({"user": "bob"}))
+            .send()
+    };
+    assert_eq!(stop("warm-up".into()).await.unwrap().status(), 200);
+    env.gw.metrics_contain("dify_gateway_redis_up 1").await;
+    // Accepts connections, never answers: every owner lookup (an unknown task each time) waits for
+    // the timeout, three in a row open the circuit, and then Redis is skipped.
+    redis.pause();
+    for i in 0..8 {
+        let t = Instant::now();
+        assert_eq!(stop(format!("task-{i}")).await.unwrap().status(), 200);
+        assert!(
+            t.elapsed() < Duration::from_millis(800),
+            "call {i} waited {:?}",
+            t.elapsed()
+        );
+    }
+    let m = env.gw.metrics_contain("dify_gateway_redis_up 0").await;
+    let errors = |kind: &str| {
+        metric_sum(
+            &m,
+            "dify_gateway_redis_errors_total",
+            &[&format!("kind=\"{kind}\"")],
+        )
+    };
+    assert!(errors("timeout") >= 3.0, "{m}");
+    assert!(errors("circuit_open") >= 1.0, "{m}");
+    // Back: after the breaker's 2 s a probe gets through and closes it.
+    redis.resume();
+    let resumed = Instant::now();
+    let mut i = 100;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env.gw.metrics().await.contains("dify_gateway_redis_up 1") {
+        assert!(Instant::now() < deadline, "the breaker never closed again");
+        assert_eq!(stop(format!("task-{i}")).await.unwrap().status(), 200);
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        resumed.elapsed() >= Duration::from_millis(1500),
+        "the breaker closed without a cool-down"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_dify_key_gets_a_new_cache_space() {
+    let _bound = bound(120);
+    let mut setup = cache_setup("");
+    setup
+        .sim
+        .apps
+        .push(dify_sim::SimApp::new("app-acme-writer-rotated", "Rotated writer"));
+    let env = Env::with(setup).await;
+    let tok = token("acme", None);
+    let name = |r: reqwest::Response| async { r.json::<serde_json::Value>().await.unwrap()["name"].clone() };
+    assert_eq!(
+        name(get(&env.http, &env.url("/v1/info"), &tok).await).await,
+        "Acme writer"
+    );
+    assert_eq!(
+        name(get(&env.http, &env.url("/v1/info"), &tok).await).await,
+        "Acme writer"
+    );
+    assert_eq!(fetches(&env, "/v1/info"), 1);
+    // The key is rotated in the file and reloaded: the next read is the new app's, from Dify.
+    let path = env.gw.dir.path().join("gateway.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let rotated = text.replacen(KEY_ACME_WRITER, "app-acme-writer-rotated", 1);
+    std::fs::write(&path, rotated).unwrap();
+    let pid = env.gw.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    env.gw
+        .metrics_contain("dify_gateway_config_reloads_total{outcome=\"applied\"} 1")
+        .await;
+    assert_eq!(
+        name(get(&env.http, &env.url("/v1/info"), &tok).await).await,
+        "Rotated writer"
+    );
+    assert_eq!(fetches(&env, "/v1/info"), 2);
+}

@@ -290,3 +290,40 @@ async fn request_ids_are_kept_or_made_and_returned() {
         )
         .await;
 }
+
+#[tokio::test]
+async fn head_is_answered_with_headers_only_on_the_wire() {
+    let _bound = bound(120);
+    let env = Env::start().await;
+    let auth = format!("Authorization: Bearer {}", token("acme", None));
+    // A cached endpoint (answered by the gateway) and a proxied one (answered by Dify).
+    for path in ["/v1/parameters", "/v1/app/feedbacks"] {
+        let get = raw_exchange(
+            env.gw.addr,
+            format!("GET {path} HTTP/1.1\r\nHost: gw\r\n{auth}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+        let head = raw_exchange(
+            env.gw.addr,
+            format!("HEAD {path} HTTP/1.1\r\nHost: gw\r\n{auth}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        let (head_headers, head_body) = head.split_once("\r\n\r\n").unwrap();
+        assert_eq!(head_body, "", "{path}: HEAD carried a body");
+        let (_, get_body) = get.split_once("\r\n\r\n").unwrap();
+        assert!(!get_body.is_empty(), "{path}: {get}");
+        let length = head_headers.lines().find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_string)
+        });
+        if let Some(n) = length {
+            assert_eq!(
+                n.trim().parse::<usize>().unwrap(),
+                get_body.len(),
+                "{path}: HEAD's length is GET's"
+            );
+        }
+    }
+}

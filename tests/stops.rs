@@ -46,6 +46,10 @@ async fn first_event(
     (seen, body)
 }
 
+fn task_message_id(text: &str) -> String {
+    data_events(text)[0]["message_id"].as_str().unwrap().to_string()
+}
+
 fn task_id(text: &str) -> String {
     data_events(text)[0]["task_id"].as_str().unwrap().to_string()
 }
@@ -181,30 +185,33 @@ async fn a_slow_reader_does_not_grow_gateway_memory() {
     let _bound = bound(120);
     let env = Env::start().await;
     let tok = token("acme", None);
-    // 3,000 events of 16 KiB: about 50 MB offered at once.
+    // 3,000 events of 16 KiB: about 50 MB offered at once. The baseline is taken once the stream
+    // runs and its buffers are full, so what is measured is what backpressure must keep at zero.
     let pid = env.gw.child.id();
-    let start_rss = rss_kib(pid);
     let resp = stream_request(&env, &tok, 3000, 0)
         .header("x-sim-answer-bytes", "16384")
         .send()
         .await
         .unwrap();
     let (_, mut body) = first_event(resp).await;
-    let mut read = 0usize;
-    let mut peak = start_rss;
-    for _ in 0..40 {
+    let (mut read, mut start_rss, mut peak) = (0usize, 0, 0);
+    for i in 0..45 {
         if let Some(Ok(c)) = body.next().await {
             read += c.len();
         }
         tokio::time::sleep(Duration::from_millis(50)).await; // the slow reader
+        if i == 5 {
+            start_rss = rss_kib(pid);
+        }
         peak = peak.max(rss_kib(pid));
     }
     assert!(read < 8 << 20, "the reader was not slow: {read} bytes");
-    let growth_mib = (peak.saturating_sub(start_rss)) / 1024;
+    let growth = peak.saturating_sub(start_rss);
     eprintln!("slow reader: read {read} bytes of ~50 MB; gateway RSS {start_rss} KiB -> peak {peak} KiB");
+    // The bound docs/benchmarks.md states: under 1 MiB while ~50 MB waits at Dify.
     assert!(
-        growth_mib < 16,
-        "gateway RSS grew by {growth_mib} MiB under a slow reader (start {start_rss} KiB)"
+        growth < 1024,
+        "gateway RSS grew by {growth} KiB under a slow reader (start {start_rss} KiB)"
     );
 }
 
@@ -226,10 +233,24 @@ async fn a_silent_stream_is_cut_after_the_idle_timeout_and_stopped() {
     let (seen, mut body) = first_event(resp).await;
     let task = task_id(&seen);
     let mut rest = String::new();
-    while let Some(Ok(c)) = body.next().await {
-        rest.push_str(&String::from_utf8_lossy(&c));
+    while let Some(c) = body.next().await {
+        rest.push_str(&String::from_utf8_lossy(
+            &c.expect("the stream ended with a cut, not an event"),
+        ));
     }
     assert!(!rest.contains("message_end"), "the stream was not cut");
+    // It ends with an event the client can read, in Dify's shape.
+    let last = data_events(&rest).pop().unwrap();
+    assert_eq!(
+        (
+            last["event"].as_str(),
+            last["code"].as_str(),
+            last["status"].as_u64()
+        ),
+        (Some("error"), Some("gateway_timeout"), Some(504)),
+        "{last}"
+    );
+    assert_eq!(last["message_id"], json!(task_message_id(&seen)));
     let call = eventually(10, "a stop call", || {
         env.sim.stop_calls().into_iter().find(|c| c.task_id == task)
     })

@@ -8,6 +8,8 @@ use common::*;
 use dify_sim::TaskOutcome;
 use futures_util::StreamExt;
 use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn first_sse_event_arrives_before_dify_finishes() {
@@ -59,10 +61,12 @@ async fn first_sse_event_arrives_before_dify_finishes() {
 async fn audio_streams_through() {
     let _bound = bound(120);
     let env = Env::start().await;
+    // The simulator writes each audio chunk 150 ms after the last one.
     let resp = env
         .http
         .post(env.url("/v1/text-to-audio"))
         .header("authorization", bearer(&token("acme", None)))
+        .header("x-sim-event-interval-ms", "150")
         .json(&json!({"text": "Green tea is rich in catechins.", "user": "bob"}))
         .send()
         .await
@@ -73,13 +77,67 @@ async fn audio_streams_through() {
         resp.headers().get("content-length").is_none(),
         "audio was buffered into one body"
     );
-    let mut chunks = 0;
+    let mut arrivals = Vec::new();
     let mut body = resp.bytes_stream();
     while let Some(c) = body.next().await {
         assert!(!c.unwrap().is_empty());
-        chunks += 1;
+        arrivals.push(Instant::now());
     }
-    assert!(chunks >= 1);
+    // Passed on as written: the first bytes arrive long before the last are sent.
+    assert!(arrivals.len() >= 3, "{} chunks", arrivals.len());
+    let spread = *arrivals.last().unwrap() - arrivals[0];
+    let written_over = Duration::from_millis(150 * (arrivals.len() as u64 - 1));
+    assert!(
+        spread >= written_over / 2,
+        "chunks arrived within {spread:?} of each other"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_reaches_dify_before_its_sender_has_finished() {
+    let _bound = bound(120);
+    let env = Env::start().await;
+    let received = env.sim.body_bytes();
+    let before = received.load(Ordering::Acquire);
+    // The last MiB is only sent once Dify has received some of the first: a gateway that held the
+    // body until its end would never get there (the stream then fails after 10 s).
+    let stream = futures_util::stream::unfold(0u32, move |i| {
+        let received = received.clone();
+        async move {
+            if i == 8 {
+                return None;
+            }
+            if i == 7 {
+                let seen = async {
+                    while received.load(Ordering::Acquire) < before + (1 << 20) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                if tokio::time::timeout(Duration::from_secs(10), seen).await.is_err() {
+                    let e = std::io::Error::other("the body did not reach Dify while being sent");
+                    return Some((Err(e), 8));
+                }
+            }
+            Some((Ok::<_, std::io::Error>(vec![b'x'; 1 << 20]), i + 1))
+        }
+    });
+    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream))
+        .file_name("clip.mp4")
+        .mime_str("video/mp4")
+        .unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("user", "bob")
+        .part("file", part);
+    let resp = env
+        .http
+        .post(env.url("/v1/files/upload"))
+        .header("authorization", bearer(&token("acme", None)))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["size"], 8 << 20);
 }
 
 fn upload_form(size: usize) -> reqwest::multipart::Form {
@@ -218,4 +276,60 @@ async fn slow_dify_is_504_and_the_default_timeout_waits() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn an_https_dify_is_reached_over_tls_and_its_certificate_checked() {
+    let _bound = bound(120);
+    let sim = dify_sim::Simulator::start("127.0.0.1:0".parse().unwrap(), Setup::default().sim)
+        .await
+        .unwrap();
+    let cert = tls::Cert::localhost();
+    let tls = tls::TlsTerminator::start(&cert, sim.addr()).await;
+    let origin = format!("https://localhost:{}", tls.addr.port());
+    // A certificate no public authority signed: verified, it is refused (502, counted as tls).
+    let verified = Env::with(Setup {
+        upstream_url: Some(origin.clone()),
+        ..Setup::default()
+    })
+    .await;
+    let tok = token("acme", None);
+    let r = verified
+        .http
+        .get(verified.url("/v1/app/feedbacks"))
+        .header("authorization", bearer(&tok))
+        .send()
+        .await
+        .unwrap();
+    assert_envelope(r, 502, "bad_gateway").await;
+    verified
+        .gw
+        .metrics_contain("dify_gateway_upstream_errors_total{kind=\"tls\"} 1")
+        .await;
+    // With verify_tls = false the same origin is used over TLS.
+    let trusting = Env::with(Setup {
+        upstream_url: Some(origin),
+        upstream_extra: "verify_tls = false".into(),
+        ..Setup::default()
+    })
+    .await;
+    let before = sim.requests().len();
+    let r = trusting
+        .http
+        .get(trusting.url("/v1/app/feedbacks"))
+        .header("authorization", bearer(&tok))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = sim.requests();
+    assert_eq!(
+        seen.len(),
+        before + 1,
+        "the request did not go through the TLS origin"
+    );
+    assert_eq!(
+        seen.last().unwrap().header("host"),
+        Some(format!("localhost:{}", tls.addr.port()).as_str())
+    );
 }

@@ -1,5 +1,6 @@
 //! Shared by the benchmarks: starts the release simulator and gateway on loopback with OS-assigned
-//! ports, mints a tenant token, samples the gateway's RSS, and computes percentiles.
+//! ports (the gateway with its shipped defaults: access log on at `info`), mints a tenant token,
+//! reads its metrics, samples its RSS, and computes percentiles.
 #![allow(dead_code)]
 
 use std::net::TcpListener;
@@ -98,7 +99,6 @@ id = "bench"
 algorithm = "HS256"
 secret = "{SECRET}"
 [telemetry]
-log_level = "warn"
 {telemetry}
 [[tenants]]
 id = "bench"
@@ -144,6 +144,27 @@ api_key = "{KEY}"
 
     pub fn sim_pid(&self) -> u32 {
         self.sim.id()
+    }
+
+    /// The gateway's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.admin_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The sum of the samples of `name` whose labels contain every piece of `labels`.
+    pub async fn metric_sum(&self, name: &str, labels: &[&str]) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .filter(|l| labels.iter().all(|want| l.contains(want)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     /// Samples the gateway's RSS every 100 ms until `stop`; returns the peak in KiB.

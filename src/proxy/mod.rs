@@ -181,12 +181,33 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        _session: &mut Session,
+        e: Box<Error>,
+        _ctx: &mut RequestCtx,
+        _client_reused: bool,
+    ) -> Box<Error> {
+        // Bytes may have reached Dify: a completion must never run twice, so nothing is retried.
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        e.set_retry(false);
+        e
+    }
+
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
         let answer = self.failure_answer(e, ctx);
         let code = answer.as_ref().map_or(0, |a| a.status);
-        if let (Some(answer), None) = (&answer, final_response(session))
-            && let Err(write_err) = respond::send(session, answer, &ctx.request_id).await
-        {
+        let written = match (&answer, final_response(session)) {
+            (Some(answer), None) => respond::send(session, answer, &ctx.request_id).await,
+            // A stream already under way ends with an event, not a cut.
+            (Some(_), Some(_)) => match self.streams.closing_event(&ctx.stream, e) {
+                Some(event) => session.write_response_body(Some(event), true).await,
+                None => Ok(()),
+            },
+            (None, _) => Ok(()),
+        };
+        if let Err(write_err) = written {
             tracing::debug!(message = "Could not send error response.", error = %write_err);
         }
         FailToProxy {

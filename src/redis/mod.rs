@@ -96,14 +96,16 @@ impl RedisTier {
             return None;
         }
         let outcome = tokio::time::timeout(limit, op((*conn).clone())).await;
-        match outcome {
+        let value = match outcome {
             Ok(Ok(v)) => {
                 self.breaker.lock().success();
                 Some(v)
             }
             Ok(Err(e)) => {
                 self.breaker.lock().failure(Instant::now());
-                self.metrics.redis_error(name, "error");
+                // The connection's own response timeout is the same limit as ours.
+                self.metrics
+                    .redis_error(name, if e.is_timeout() { "timeout" } else { "error" });
                 tracing::debug!(message = "Redis call failed.", op = name, error = %e);
                 None
             }
@@ -112,7 +114,9 @@ impl RedisTier {
                 self.metrics.redis_error(name, "timeout");
                 None
             }
-        }
+        };
+        self.metrics.redis_up.set(i64::from(self.is_up()));
+        value
     }
 
     /// The value the gateway stored at `key`; `None` on a miss, any failure, or a value that does

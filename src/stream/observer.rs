@@ -127,6 +127,16 @@ impl Observation {
         self.count(EventKind::MessageEnd) > 0 || self.count(EventKind::Error) > 0
     }
 
+    /// The stream reached its last event: `error`, `tts_message_end`, or `message_end` of a stream
+    /// without TTS audio (with it, audio keeps coming after `message_end`).
+    pub fn stream_ended(&self) -> bool {
+        match self.terminal {
+            Some(EventKind::Error | EventKind::TtsMessageEnd) => true,
+            Some(EventKind::MessageEnd) => self.count(EventKind::TtsMessage) == 0,
+            _ => false,
+        }
+    }
+
     /// Events of `kind` seen.
     pub fn count(&self, kind: EventKind) -> u32 {
         EventKind::ALL

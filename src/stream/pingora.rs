@@ -143,6 +143,32 @@ impl Streams {
     }
 }
 
+impl Streams {
+    /// The event that ends a stream Dify broke off or left silent (`fail_to_proxy`, after the
+    /// response head was sent): a Dify-shaped `error` event, so the client sees an end, not a cut.
+    /// `None` when the stream had already ended, or the answer is not a completion stream.
+    pub fn closing_event(&self, state: &StreamState, e: &Error) -> Option<bytes::Bytes> {
+        let seen = state.watch.stream().filter(|s| !s.stream_ended())?;
+        let (code, status, message) = match e.etype() {
+            ErrorType::ReadTimedout => (
+                "gateway_timeout",
+                504,
+                "Dify sent nothing for longer than the stream idle timeout",
+            ),
+            _ => ("bad_gateway", 502, "Dify closed the stream before it ended"),
+        };
+        let mut event = serde_json::json!({"event": "error"});
+        if let Some(m) = &seen.message_id {
+            event["message_id"] = serde_json::Value::from(m.as_str());
+        }
+        event["code"] = code.into();
+        event["status"] = status.into();
+        event["message"] = message.into();
+        self.metrics.sse_events(EventKind::Error.label(), 1);
+        Some(bytes::Bytes::from(format!("data: {event}\n\n")))
+    }
+}
+
 /// What stopping the generation of `task_id` takes: the key and user it was started with.
 fn stop_target(task_id: String, who: For<'_>) -> Option<StopTarget> {
     let caller = who.caller?;

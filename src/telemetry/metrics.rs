@@ -196,7 +196,10 @@ impl Metrics {
                 reg.register(Box::new(c.clone()))?;
                 c
             },
-            redis_up: f.gauge("redis_up", "1 while Redis is connected and its circuit closed.")?,
+            redis_up: f.gauge(
+                "redis_up",
+                "Whether Redis is connected with its circuit closed (1) or not (0).",
+            )?,
         };
         let build = IntGaugeVec::new(
             Opts::new(

@@ -3,11 +3,13 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod otlp;
+pub mod tls;
 
 use dify_sim::{SimApp, SimConfig, Simulator};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -316,6 +318,11 @@ impl Gateway {
 
     /// Like [`Gateway::start_probing`], with extra environment variables for the process.
     pub async fn start_with(toml: &str, probe: &str, env: &[(String, String)]) -> Gateway {
+        Self::start_bin(env!("CARGO_BIN_EXE_dify-gateway"), toml, probe, env).await
+    }
+
+    /// Like [`Gateway::start_with`], running the binary at `bin`.
+    pub async fn start_bin(bin: &str, toml: &str, probe: &str, env: &[(String, String)]) -> Gateway {
         for _ in 0..3 {
             let (listen, admin) = (free_port(), free_port());
             let dir = tempfile::tempdir().unwrap();
@@ -333,7 +340,7 @@ impl Gateway {
             );
             std::fs::write(&path, text).unwrap();
             let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-            let child = Command::new(env!("CARGO_BIN_EXE_dify-gateway"))
+            let child = Command::new(bin)
                 .arg("--config")
                 .arg(&path)
                 .env("RUST_LOG", "info")
@@ -563,7 +570,11 @@ pub struct Redis {
 
 impl Redis {
     pub async fn start() -> Redis {
-        let port = free_port();
+        Self::start_on(free_port()).await
+    }
+
+    /// A server on `port` (to restart one where the gateway expects it).
+    pub async fn start_on(port: u16) -> Redis {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -630,6 +641,30 @@ impl Redis {
         out.trim().to_string()
     }
 
+    /// Freezes the server (SIGSTOP): it keeps its connections and accepts new ones, but never answers.
+    pub fn pause(&self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-STOP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-CONT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -638,6 +673,11 @@ impl Redis {
 
 impl Drop for Redis {
     fn drop(&mut self) {
+        // A paused server must run again to die; one already gone makes `kill` fail, which is fine.
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
         self.kill();
     }
 }
@@ -650,4 +690,89 @@ pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
         .filter(|l| labels.iter().all(|want| l.contains(want)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// The newest build of a workspace binary: the release one when it is at least as new as the debug
+/// one (`scripts/test.sh` builds it), else the debug one.
+pub fn newest_bin(name: &str) -> String {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let (release, debug) = (target.join("release").join(name), target.join("debug").join(name));
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let pick = match (modified(&release), modified(&debug)) {
+        (Some(r), Some(d)) if r >= d => release,
+        (Some(_), None) => release,
+        _ => debug,
+    };
+    assert!(pick.exists(), "{} is not built", pick.display());
+    pick.to_string_lossy().into_owned()
+}
+
+/// The simulator as a process of its own (so that a test can kill it), killed on drop.
+pub struct SimProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl SimProcess {
+    /// Starts `dify-sim` on a free port with the default apps and `args`.
+    pub async fn start(args: &[&str]) -> SimProcess {
+        let port = free_port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut cmd = Command::new(newest_bin("dify-sim"));
+        cmd.args(["--listen", &addr.to_string()]);
+        for app in Setup::default().sim.apps {
+            cmd.args(["--app", &format!("{}={}", app.key, app.name)]);
+        }
+        let child = cmd
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sim = SimProcess { child, addr };
+        let http = client();
+        let url = format!("http://{addr}/health");
+        eventually_async(10, "the simulator to answer", || async {
+            http.get(&url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        })
+        .await;
+        sim
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Kills it at once (SIGKILL): open connections break.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls the async `check` every 25 ms until it returns `Some`, failing after `secs` seconds.
+pub async fn eventually_async<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }

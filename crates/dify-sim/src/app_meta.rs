@@ -3,7 +3,7 @@
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::json::restx;
+use crate::json::{raw_response, restx};
 use crate::state::{AppEntry, Shared};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,4 +175,17 @@ fn annotation_reply(shared: &Shared, app: &AppEntry) -> Value {
         }),
         None => json!({"enabled": false}),
     }
+}
+
+/// `GET /health`: Dify's liveness probe (`{"pid", "status": "ok", "version"}`), or a 503 while the
+/// simulator is told to be unhealthy.
+pub(crate) fn health(shared: &Shared) -> Response {
+    if !shared.healthy.load(std::sync::atomic::Ordering::Acquire) {
+        return raw_response(503, "application/json", "{\"status\": \"unhealthy\"}\n");
+    }
+    let body = format!(
+        "{{\"pid\": {}, \"status\": \"ok\", \"version\": \"1.14.1\"}}",
+        std::process::id()
+    );
+    raw_response(200, "application/json", body)
 }

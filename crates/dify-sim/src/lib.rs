@@ -186,6 +186,18 @@ impl Simulator {
         format!("http://{}", self.addr)
     }
 
+    /// Request body bytes received so far, counted as they arrive (a body still being sent counts).
+    pub fn body_bytes(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.shared.body_bytes.clone()
+    }
+
+    /// Makes `GET /health` answer 200 (healthy) or 503.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.shared
+            .healthy
+            .store(healthy, std::sync::atomic::Ordering::Release);
+    }
+
     /// Every request received, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.db.lock().requests.clone()

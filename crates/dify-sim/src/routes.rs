@@ -44,12 +44,15 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 
 async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+    let Some(body) = read_body(body, &shared.body_bytes).await else {
         return raw_response(413, "text/html", NGINX_413);
     };
     let req = Req { parts, body };
     shared.record_request(record(&req).await);
     let path = req.parts.uri.path().to_string();
+    if path == "/health" {
+        return app_meta::health(&shared);
+    }
     if path == "/v1" {
         return redirect_v1(&req);
     }
@@ -59,6 +62,25 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
     let mut resp = respond(&shared, &route, &req).await;
     add_cors(&mut resp, &req);
     resp
+}
+
+/// Reads a whole body like Dify's server does, counting its bytes as they arrive (so tests can see
+/// that a body reaches Dify before its sender has finished). `None` past [`MAX_BODY`].
+async fn read_body(body: axum::body::Body, counter: &std::sync::atomic::AtomicU64) -> Option<Bytes> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.ok()?.into_data() else {
+            continue;
+        };
+        counter.fetch_add(data.len() as u64, std::sync::atomic::Ordering::AcqRel);
+        if out.len() + data.len() > MAX_BODY {
+            return None;
+        }
+        out.extend_from_slice(&data);
+    }
+    Some(out.freeze())
 }
 
 const NGINX_413: &str = "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";

@@ -145,6 +145,10 @@ pub(crate) struct Shared {
     pub tenant_id: String,
     pub addr: SocketAddr,
     pub db: Mutex<Db>,
+    /// Request body bytes received so far, counted as they arrive (before a body is complete).
+    pub body_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// `GET /health` answers 200 (else 503).
+    pub healthy: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -165,6 +169,8 @@ impl Shared {
             tenant_id: new_uuid(),
             addr,
             db: Mutex::new(Db::default()),
+            body_bytes: Default::default(),
+            healthy: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
