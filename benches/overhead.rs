@@ -1,6 +1,8 @@
-//! What observability costs on the request path: the metric recording the `logging` phase does for
-//! each request (timed in process), and cache-hit latency and throughput through the release gateway
-//! with OTLP tracing off and on (spans exported to an in-process collector), in the same run.
+//! What observability and authentication cost on the request path: the metric recording the
+//! `logging` phase does for each request and the authentication of a JWT and of a gateway API key
+//! (timed in process), and cache-hit latency and throughput through the release gateway with OTLP
+//! tracing off and on (spans exported to an in-process collector), and with each kind of credential
+//! (a file tenant's JWT, a store tenant's JWT and its `dgw-` key), in the same run.
 //!
 //! `cargo build --release --workspace --bins && cargo bench --bench overhead`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -82,6 +84,124 @@ async fn hits(url: &str, auth: &str, n: usize, secs: u64) -> (f64, f64, f64) {
     )
 }
 
+/// Nanoseconds per `authenticate` call on a snapshot of `tenants` store tenants, for a cached JWT and
+/// for a gateway API key.
+async fn auth_cost(tenants: usize) -> (f64, f64) {
+    use dify_gateway::admit::auth::{Authenticator, Binding, KeyRing, VerifyKey};
+    use dify_gateway::admit::snapshot::{ApiKey, Snapshot};
+    let secret = b"benchmark-secret-0123456789abcdef0123";
+    let mut snap = Snapshot::empty();
+    snap.keys = KeyRing::new(vec![Arc::new(VerifyKey {
+        id: "k".into(),
+        algorithm: jsonwebtoken::Algorithm::HS256,
+        binding: Binding::Any,
+        origin: Arc::from("config:k"),
+        key: jsonwebtoken::DecodingKey::from_secret(secret),
+    })]);
+    for i in 0..tenants {
+        let key = ApiKey {
+            id: format!("k{i}"),
+            tenant: format!("t{i}"),
+            name: None,
+            last4: String::new(),
+            app: None,
+            created_at: 0,
+            expires_at: None,
+        };
+        snap.api_keys.insert(
+            dify_gateway::store::vault::api_key_hash(&format!("dgw-{i:043}")),
+            Arc::new(key),
+        );
+    }
+    let claims = serde_json::json!({"tenant": "t1", "exp": 4_102_444_800u64});
+    let jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap();
+    let auth = Authenticator::new(100_000);
+    let now = dify_gateway::clock::unix_now();
+    let time = |header: String| {
+        let auth = &auth;
+        let snap = &snap;
+        async move {
+            let n = 200_000;
+            let h = header.into_bytes();
+            auth.authenticate(Some(&h), snap, now).await.unwrap();
+            let t = Instant::now();
+            for _ in 0..n {
+                auth.authenticate(Some(&h), snap, now).await.unwrap();
+            }
+            t.elapsed().as_nanos() as f64 / n as f64
+        }
+    };
+    let jwt_ns = time(format!("Bearer {jwt}")).await;
+    let key_ns = time(format!("Bearer dgw-{:043}", tenants / 2)).await;
+    (jwt_ns, key_ns)
+}
+
+/// A gateway with a store, a store tenant on the same Dify app with a tenant-bound HS256 key and a
+/// gateway API key: `(procs, store JWT, dgw- key)`.
+async fn with_store() -> (Procs, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[store]\nurl = \"sqlite://{}/gw.db\"\nencryption_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n[admin]\ntoken = \"bench-admin-token-0123456789\"\n",
+        dir.keep().display()
+    );
+    let p = Procs::start_extra(&[], "", &extra).await;
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        http.request(method, format!("{}{path}", p.admin_url))
+            .bearer_auth("bench-admin-token-0123456789")
+            .json(&body)
+            .send()
+    };
+    let secret = "bench-tenant-secret-0123456789abcdef";
+    call(
+        reqwest::Method::POST,
+        "/admin/tenants",
+        serde_json::json!({"id": "stored"}),
+    )
+    .await
+    .unwrap();
+    call(
+        reqwest::Method::PUT,
+        "/admin/tenants/stored/apps/writer",
+        serde_json::json!({"api_key": support::KEY}),
+    )
+    .await
+    .unwrap();
+    call(
+        reqwest::Method::POST,
+        "/admin/tenants/stored/jwt-keys",
+        serde_json::json!({"id": "t", "algorithm": "HS256", "secret": secret}),
+    )
+    .await
+    .unwrap();
+    let created: serde_json::Value = call(
+        reqwest::Method::POST,
+        "/admin/tenants/stored/api-keys",
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    h.kid = Some("t".into());
+    let claims = serde_json::json!({"tenant": "stored", "exp": 4_102_444_800u64});
+    let jwt = jsonwebtoken::encode(
+        &h,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    (p, format!("Bearer {jwt}"), format!("Bearer {key}"))
+}
+
 #[tokio::main]
 async fn main() {
     println!("# Observability overhead\n");
@@ -105,4 +225,25 @@ async fn main() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     println!("\nSpans received by the collector: {}", collector.spans().len());
+
+    println!("\n# Authentication\n");
+    for tenants in [10, 10_000] {
+        let (jwt, key) = auth_cost(tenants).await;
+        println!(
+            "In process, {tenants} API keys in the snapshot: cached JWT {jwt:.0} ns, dgw- key {key:.0} ns"
+        );
+    }
+    let (p, store_jwt, api_key) = with_store().await;
+    let url = format!("{}/v1/parameters", p.gw_url);
+    println!("\n| gateway, cache hit, store configured | p50 ms | p99 ms | requests/s at concurrency 32 |");
+    println!("|---|---|---|---|");
+    for (name, auth) in [
+        ("file tenant, JWT", p.gw_auth.clone()),
+        ("store tenant, JWT (tenant-bound key)", store_jwt),
+        ("store tenant, dgw- key", api_key),
+    ] {
+        hits(&url, &auth, 200, 1).await;
+        let (p50, p99, rps) = hits(&url, &auth, 3000, 5).await;
+        println!("| {name} | {p50:.3} | {p99:.3} | {rps:.0} |");
+    }
 }

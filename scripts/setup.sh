@@ -8,13 +8,25 @@ command -v cmake >/dev/null 2>&1 || need+=(cmake)          # Pingora's zlib-ng b
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)  # the cache tests run a real Redis
+# The store tests start a private PostgreSQL cluster (initdb in a temp dir, as the `postgres` user).
+# No system cluster is wanted: tell postgresql-common not to create (and start) one.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  need+=(postgresql)
+  if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confold "${need[@]}" >/dev/null
 fi
 
 # promtool checks the alert rules and the metrics exposition. It ships in Debian's `prometheus`

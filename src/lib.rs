@@ -24,8 +24,9 @@
 //! logging              10  stop abandoned generations; metrics; access log      stream (stop), telemetry
 //! ```
 //!
-//! Beside the flow: [`admin`] (health, metrics, admin API), [`redis`] (shared by cache and
-//! ownership), [`background`] (reload, re-resolution, invalidations, shutdown stops).
+//! Beside the flow: [`admin`] (health, metrics, admin API), [`tenancy`] (the snapshot built from the
+//! file and the [`store`], swapped on every change), [`redis`] (shared by cache and ownership),
+//! [`background`] (reload, store sync, key sets, re-resolution, invalidations, shutdown stops).
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -37,6 +38,7 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod outbound;
 pub mod ownership;
 pub mod proxy;
 pub mod redis;
@@ -44,6 +46,8 @@ pub mod respond;
 pub mod scope;
 pub mod secret;
 pub mod server;
+pub mod store;
 pub mod stream;
 pub mod telemetry;
+pub mod tenancy;
 pub mod upstream;

@@ -3,17 +3,19 @@
 //! added. Ports are bound only when the server runs, after the configuration has been validated.
 
 use crate::admin::AdminApp;
+use crate::admit::auth::Authenticator;
+use crate::admit::auth::jwks::Jwks;
 use crate::admit::refusal_reasons;
 use crate::admit::route::Endpoint;
-use crate::admit::snapshot::SharedSnapshot;
-use crate::admit::snapshot::Snapshot;
 use crate::background::STOP_MARGIN;
 use crate::background::drain::{Drain, Requests};
+use crate::background::jwks_refresh::JwksRefresh;
 use crate::background::redis_sync::RedisSync;
 use crate::background::reload;
 use crate::background::reload::Reloader;
 use crate::background::resolve::Resolver;
 use crate::background::shutdown::ShutdownStops;
+use crate::background::store_sync::StoreSync;
 use crate::background::trace_flush::TraceFlush;
 use crate::cache::MetadataCache;
 use crate::cache::key::Cached;
@@ -24,6 +26,8 @@ use crate::redis::RedisTier;
 use crate::respond::UpstreamFailure;
 use crate::scope::pingora::BodyLimits;
 use crate::secret::Secret;
+use crate::store::StoreHandle;
+use crate::store::model::{ACTIONS, StoreData};
 use crate::stream::EventKind;
 use crate::stream::Streams;
 use crate::stream::stop::StopCause;
@@ -31,6 +35,7 @@ use crate::stream::stop::{ActiveStreams, Stopper};
 use crate::telemetry::Known;
 use crate::telemetry::Metrics;
 use crate::telemetry::trace::Otel;
+use crate::tenancy::Tenancy;
 use crate::upstream::{DifyClient, Upstream};
 use crate::{cache, redis};
 use pingora::server::Server;
@@ -62,11 +67,22 @@ struct Parts {
     otel: Option<Arc<Otel>>,
     stopper: Arc<Stopper>,
     active: Arc<ActiveStreams>,
-    snapshot: Arc<SharedSnapshot>,
+    tenancy: Arc<Tenancy>,
+    auth: Arc<Authenticator>,
+    store: Option<Arc<StoreHandle>>,
     requests: Arc<Requests>,
 }
 
-fn parts(settings: Settings) -> Result<(Parts, Rest), String> {
+/// The store as start-up left it: opened and read, or (when the configuration file's tenants can
+/// serve alone) not reached yet, for the store service to retry.
+pub struct StoreStart {
+    /// The store.
+    pub handle: Arc<StoreHandle>,
+    /// What it held at start-up, when it could be read.
+    pub data: Option<StoreData>,
+}
+
+fn parts(settings: Settings, store: Option<StoreStart>) -> Result<(Parts, Rest), String> {
     let Settings {
         server,
         upstream,
@@ -76,12 +92,35 @@ fn parts(settings: Settings) -> Result<(Parts, Rest), String> {
         admin_token,
         metrics_token,
         telemetry,
-        snapshot,
+        declared,
+        token_cache_entries,
         ..
     } = settings;
     let registry = Registry::new();
     let metrics = Metrics::register(&registry).map_err(|e| format!("metrics: {e}"))?;
-    precreate(&metrics, &snapshot);
+    precreate(&metrics);
+    let (store, stored) = match store {
+        Some(s) => {
+            metrics
+                .expose_store(&registry)
+                .map_err(|e| format!("metrics: {e}"))?;
+            metrics.store_up.set(i64::from(s.handle.is_up()));
+            (Some(s.handle), s.data)
+        }
+        None => (None, None),
+    };
+    let m = metrics.clone();
+    let on_publish = Box::new(move |snap: &crate::admit::snapshot::Snapshot| {
+        for t in snap.tenants.values() {
+            for a in &t.apps {
+                m.precreate_app(&t.id, &a.name);
+            }
+        }
+    });
+    let tenancy = Arc::new(Tenancy::new(declared, stored, on_publish));
+    let m = metrics.clone();
+    let jwks = Jwks::observed(Box::new(move |ok| m.jwks_fetch(if ok { "ok" } else { "failed" })));
+    let auth = Arc::new(Authenticator::with_jwks(token_cache_entries, jwks));
     let upstream = Arc::new(Upstream::new(upstream));
     let client = Arc::new(DifyClient::new(upstream.clone()));
     let otel = match &telemetry.otlp_endpoint {
@@ -97,7 +136,9 @@ fn parts(settings: Settings) -> Result<(Parts, Rest), String> {
     let parts = Parts {
         stopper: Arc::new(Stopper::new(client, metrics.clone())),
         active: Arc::new(ActiveStreams::default()),
-        snapshot: Arc::new(SharedSnapshot::new(snapshot)),
+        tenancy,
+        auth,
+        store,
         requests: Arc::new(Requests::default()),
         registry,
         metrics,
@@ -126,7 +167,7 @@ struct Rest {
 }
 
 /// Creates every series a dashboard or alert reads, at zero, from the label values each step knows.
-fn precreate(metrics: &Metrics, snapshot: &Snapshot) {
+fn precreate(metrics: &Metrics) {
     let endpoints: Vec<_> = Endpoint::ALL
         .iter()
         .map(|e| (e.name(), e.method(), e.streams()))
@@ -145,22 +186,24 @@ fn precreate(metrics: &Metrics, snapshot: &Snapshot) {
         cache: (&cached, &cache::TIERS, &cache::OUTCOMES),
         redis: (&redis::OPS, &redis::FAILURES),
         reloads: &reload::OUTCOMES,
+        admin_actions: &ACTIONS,
+        jwks_outcomes: &["ok", "failed"],
     });
-    for t in snapshot.tenants.values() {
-        for a in &t.apps {
-            metrics.precreate_app(&t.id, &a.name);
-        }
-    }
 }
 
 /// Builds the server with all its services, ready to run.
-pub fn build(settings: Settings, source: Option<Source>) -> Result<Server, String> {
+pub fn build(
+    settings: Settings,
+    source: Option<Source>,
+    store: Option<StoreStart>,
+) -> Result<Server, String> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&settings));
     server.bootstrap();
-    let (p, rest) = parts(settings)?;
+    let (p, rest) = parts(settings, store)?;
     let ownership = Arc::new(Ownership::new(p.redis.clone()));
     let gateway = Gateway {
-        snapshot: p.snapshot.clone(),
+        snapshot: p.tenancy.shared().clone(),
+        auth: p.auth.clone(),
         upstream: p.upstream.clone(),
         metrics: p.metrics.clone(),
         limits: BodyLimits {
@@ -187,7 +230,10 @@ pub fn build(settings: Settings, source: Option<Source>) -> Result<Server, Strin
         registry: p.registry.clone(),
         upstream: p.upstream.clone(),
         cache: p.cache.clone(),
-        snapshot: p.snapshot.clone(),
+        tenancy: p.tenancy.clone(),
+        store: p.store.clone(),
+        jwks: p.auth.jwks.clone(),
+        metrics: p.metrics.clone(),
         token: rest.admin_token.clone(),
         metrics_token: rest.metrics_token.clone(),
     };
@@ -218,11 +264,24 @@ fn add_background(server: &mut Server, rest: &Rest, p: &Parts, source: Option<So
     if let Some(source) = source {
         let reloader = Reloader {
             source,
-            snapshot: p.snapshot.clone(),
+            tenancy: p.tenancy.clone(),
             metrics: p.metrics.clone(),
         };
         server.add_service(background_service("config reload", reloader));
     }
+    if let Some(handle) = &p.store {
+        let sync = StoreSync {
+            handle: handle.clone(),
+            tenancy: p.tenancy.clone(),
+            metrics: p.metrics.clone(),
+        };
+        server.add_service(background_service("store sync", sync));
+    }
+    let jwks = JwksRefresh {
+        jwks: p.auth.jwks.clone(),
+        snapshot: p.tenancy.shared().clone(),
+    };
+    server.add_service(background_service("key sets", jwks));
     if let Some(otel) = &p.otel {
         let flush = TraceFlush {
             otel: otel.clone(),

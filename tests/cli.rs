@@ -196,7 +196,8 @@ fn bad_config_exits_64_before_binding_any_port() {
     let out = bin().arg("-c").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("auth.keys: at least one key is required"), "{err}");
+    assert!(err.contains("auth.keys: at least one key"), "{err}");
+    assert!(err.contains("tenants: at least one tenant is required"), "{err}");
     assert!(!err.to_lowercase().contains("address already in use"), "{err}");
     let out = bin().output().unwrap();
     assert_eq!(out.status.code(), Some(64), "no config at all is a usage error");
@@ -356,4 +357,200 @@ async fn text_logs_to_a_file_carry_no_colour_codes() {
     })
     .await;
     assert!(!log.contains('\u{1b}'), "ANSI escape codes in a log file:\n{log}");
+}
+
+/// Runs `dify-gateway ARGS` against `gw`'s admin API (off the runtime that serves the simulator).
+async fn manage(gw: &Gateway, args: &[&str], token: Option<&str>) -> std::process::Output {
+    let mut cmd = bin();
+    cmd.args(args)
+        .env("GW_ADMIN_URL", format!("http://{}", gw.admin))
+        .env("DIFY_KEY_FOR_CLI", "app-acme-editor-key")
+        .env_remove("GW_ADMIN_TOKEN");
+    if let Some(t) = token {
+        cmd.env("GW_ADMIN_TOKEN", t);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn operators_manage_tenants_and_keys_from_the_command_line() {
+    let _bound = bound(120);
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::with(Setup {
+        extra: common::store::store_toml(&common::store::sqlite_url(dir.path())),
+        ..Setup::default()
+    })
+    .await;
+    let token = Some(common::store::ADMIN_TOKEN);
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let ok = |o: &std::process::Output| {
+        assert!(o.status.success(), "{}", text(o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ok(&manage(
+        &env.gw,
+        &[
+            "tenants",
+            "create",
+            "initech",
+            "--limits",
+            r#"{"requests_per_minute": 60}"#,
+        ],
+        token,
+    )
+    .await);
+    let out = ok(&manage(
+        &env.gw,
+        &[
+            "tenants",
+            "set-app",
+            "initech",
+            "writer",
+            "--api-key-env",
+            "DIFY_KEY_FOR_CLI",
+        ],
+        token,
+    )
+    .await);
+    assert!(out.contains("…-key"), "{out}");
+    let created: serde_json::Value = serde_json::from_str(&ok(&manage(
+        &env.gw,
+        &["keys", "create", "initech", "--name", "ci", "--json"],
+        token,
+    )
+    .await))
+    .unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let list = ok(&manage(&env.gw, &["tenants", "list"], token).await);
+    assert!(list.lines().next().unwrap().starts_with("TENANT"), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("initech") && l.contains("store") && l.contains("requests_per_minute=60")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("acme") && l.contains("config")),
+        "{list}"
+    );
+    let keys = ok(&manage(&env.gw, &["keys", "list", "initech"], token).await);
+    assert!(
+        keys.contains(&key[key.len() - 4..]) && !keys.contains(&key),
+        "{keys}"
+    );
+    let call = |k: String| {
+        let http = env.http.clone();
+        let url = env.url("/v1/parameters");
+        async move {
+            http.get(url)
+                .header("authorization", bearer(&k))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(call(key.clone()).await, 200);
+    let id = created["id"].as_str().unwrap();
+    ok(&manage(&env.gw, &["keys", "revoke", "initech", id], token).await);
+    assert_eq!(call(key).await, 401);
+    let audit = ok(&manage(&env.gw, &["tenants", "audit"], token).await);
+    assert!(
+        audit.contains("api_key.delete") && audit.contains("tenant.create"),
+        "{audit}"
+    );
+
+    // Refusals: the API's (exit 1, its message), a missing token (64), no gateway (69).
+    let refused = manage(&env.gw, &["tenants", "delete", "acme"], token).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused).contains("409 conflict"), "{}", text(&refused));
+    assert_eq!(
+        manage(&env.gw, &["tenants", "list"], None).await.status.code(),
+        Some(64)
+    );
+    let mut gone = bin();
+    gone.args([
+        "tenants",
+        "list",
+        "--admin-url",
+        &format!("http://127.0.0.1:{}", free_port()),
+    ])
+    .env("GW_ADMIN_TOKEN", "x");
+    let gone = tokio::task::spawn_blocking(move || gone.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(gone.status.code(), Some(69), "{}", text(&gone));
+}
+
+#[test]
+fn check_reports_store_key_and_limit_problems_by_path() {
+    let _bound = bound(60);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let cases = [
+        (
+            "[store]\nurl = \"sqlite://gw.db\"\n",
+            "store: encryption_key or encryption_key_file is required",
+        ),
+        (
+            "[store]\nurl = \"sqlite://gw.db\"\nencryption_key = \"c2hvcnQ=\"\n",
+            "store.encryption_key: must be 32 random bytes in base64",
+        ),
+        (
+            "[store]\nurl = \"mysql://db\"\nencryption_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n",
+            "store.url: must start with sqlite://",
+        ),
+        ("[store]\nencryption_key = \"x\"\n", "store.url: is required"),
+        ("[[auth.jwks]]\nurl = \"ftp://idp/keys\"\n", "auth.jwks[0].url: "),
+        (
+            "[[auth.jwks]]\nurl = \"http://idp/keys\"\ntenants = []\n",
+            "auth.jwks[0].tenants: must name at least one tenant",
+        ),
+        (
+            "[auth]\nmax_token_lifetime = \"forever\"\n",
+            "auth.max_token_lifetime: ",
+        ),
+        (
+            "[[tenants]]\nid = \"t\"\n[tenants.limits]\nrequests_per_minute = 0\n",
+            "tenants[0].limits.requests_per_minute: must be at least 1",
+        ),
+        (
+            "[[tenants]]\nid = \"t\"\n[tenants.limits]\nrequests_per_hour = 5\n",
+            "requests_per_hour",
+        ),
+        (
+            "[[tenants]]\nid = \"t\"\n[[tenants.apps]]\nname = \"w\"\napi_key = \"app-x\"\nmax_share = 1.5\n",
+            "tenants[0].apps[0].max_share: must be a fraction",
+        ),
+    ];
+    for (toml, expected) in cases {
+        let text = format!("[upstream]\nurl = \"http://127.0.0.1:1\"\n{toml}");
+        std::fs::write(&path, text).unwrap();
+        let out = bin().args(["check", "--config"]).arg(&path).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{toml}: {err}");
+        assert!(err.contains(expected), "`{expected}` missing for\n{toml}\n{err}");
+    }
+    // A store alone is enough: tenants and keys come through the admin API.
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let text = format!(
+        "[upstream]\nurl = \"http://127.0.0.1:1\"\n[store]\nurl = \"sqlite://./gw.db\"\nencryption_key = \"{key}\"\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = bin().args(["check", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

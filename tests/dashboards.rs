@@ -118,9 +118,11 @@ async fn exercise(env: &Env) {
 async fn dashboards_and_rules_name_only_exposed_metrics_and_pass_promtool() {
     let _bound = bound(120);
     let dead_redis = format!("redis://127.0.0.1:{}/", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::store::store_toml(&common::store::sqlite_url(dir.path()));
     let setup = Setup {
         upstream_extra: "stream_idle_timeout = \"1s\"".into(),
-        extra: format!("[cache]\nredis_url = \"{dead_redis}\"\n"),
+        extra: format!("[cache]\nredis_url = \"{dead_redis}\"\n{store}"),
         ..Setup::default()
     };
     let env = Env::with(setup).await;
@@ -213,7 +215,12 @@ fn selected_series(exprs: &str) -> BTreeSet<(String, String, String)> {
 #[tokio::test]
 async fn every_series_a_dashboard_or_rule_selects_exists_from_start_up() {
     let _bound = bound(120);
-    let env = Env::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::with(Setup {
+        extra: common::store::store_toml(&common::store::sqlite_url(dir.path())),
+        ..Setup::default()
+    })
+    .await;
     let exposition = env.gw.metrics().await;
     let exprs = dashboard_exprs();
     let missing: Vec<_> = metric_names(&exprs)

@@ -100,14 +100,52 @@ async fn token_and_cost_counters_equal_what_dify_reported() {
 #[tokio::test]
 async fn no_secret_reaches_a_log_a_metric_or_an_error_body() {
     let _bound = bound(120);
-    let admin = "admin-token-that-must-not-leak-0123";
+    let admin = common::store::ADMIN_TOKEN;
+    const STORE_DIFY_KEY: &str = "app-store-dify-key-that-must-not-leak";
+    const TENANT_SECRET: &str = "tenant-hs256-secret-that-must-not-leak-0123";
     // The most verbose filter there is: no level may let a key through.
-    let setup = Setup {
-        extra: format!("[admin]\ntoken = \"{admin}\"\n"),
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = Setup {
+        extra: common::store::store_toml(&common::store::sqlite_url(dir.path())),
         gateway_env: vec![("RUST_LOG".into(), "trace".into())],
         ..Setup::default()
     };
+    setup
+        .sim
+        .apps
+        .push(dify_sim::SimApp::new(STORE_DIFY_KEY, "Store app"));
     let env = Env::with(setup).await;
+    // Keys at runtime: a tenant with a Dify key, a gateway API key, a JWT secret; a rotation.
+    let a = common::store::Admin::of(&env.gw);
+    let api_key = a.onboard("initech", STORE_DIFY_KEY).await;
+    let jwt_key = json!({"id": "t1", "algorithm": "HS256", "secret": TENANT_SECRET});
+    assert_eq!(a.post("/admin/tenants/initech/jwt-keys", jwt_key).await.0, 201);
+    assert_eq!(
+        a.put(
+            "/admin/tenants/initech/apps/writer",
+            json!({"api_key": STORE_DIFY_KEY})
+        )
+        .await
+        .0,
+        200
+    );
+    let mut admin_answers = String::new();
+    for path in [
+        "/admin/tenants",
+        "/admin/tenants/initech",
+        "/admin/tenants/initech/api-keys",
+        "/admin/tenants/initech/jwt-keys",
+        "/admin/audit",
+    ] {
+        admin_answers.push_str(&a.get(path).await.1.to_string());
+    }
+    let tenant_jwt = {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        h.kid = Some("t1".into());
+        let key = jsonwebtoken::EncodingKey::from_secret(TENANT_SECRET.as_bytes());
+        jsonwebtoken::encode(&h, &claims("initech", None), &key).unwrap()
+    };
+    let wrong_api_key = format!("{}x", &api_key[..api_key.len() - 1]);
     let good = token("acme", None);
     let expired = sign_hs(None, &{
         let mut c = claims("acme", None);
@@ -121,6 +159,9 @@ async fn no_secret_reaches_a_log_a_metric_or_an_error_body() {
         (&expired, "/v1/info"),
         (&good, "/v1/nope"),
         (&token("nobody", None), "/v1/site"),
+        (&api_key, "/v1/parameters"),
+        (&wrong_api_key, "/v1/parameters"),
+        (&tenant_jwt, "/v1/info"),
     ] {
         let r = env
             .http
@@ -167,8 +208,19 @@ async fn no_secret_reaches_a_log_a_metric_or_an_error_body() {
         admin,
         good.as_str(),
         expired.as_str(),
+        STORE_DIFY_KEY,
+        TENANT_SECRET,
+        common::store::STORE_KEY,
+        api_key.as_str(),
+        wrong_api_key.as_str(),
+        tenant_jwt.as_str(),
     ] {
-        for (name, text) in [("log", &log), ("metrics", &metrics), ("error bodies", &bodies)] {
+        for (name, text) in [
+            ("log", &log),
+            ("metrics", &metrics),
+            ("error bodies", &bodies),
+            ("admin answers", &admin_answers),
+        ] {
             assert!(!text.contains(secret), "a secret reached the {name}");
         }
     }

@@ -1,6 +1,7 @@
 //! The official Dify SDKs work unchanged through the gateway: the Python (`dify-client` 0.1.10 from
 //! PyPI) and Node (`dify-client` 2.3.2 from npm) clients run a blocking and a streaming completion,
-//! a feedback, the parameters and an upload with a tenant's credentials as their API key.
+//! a feedback, the parameters and an upload with a tenant's credentials as their API key: a JWT, or
+//! a gateway API key (`dgw-...`) created through the admin API.
 //! `scripts/setup.sh` installs both under `target/sdk/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -90,5 +91,41 @@ async fn the_node_sdk_works_through_the_gateway() {
     let copy = dir.join("node_sdk.mjs");
     std::fs::copy(script("node_sdk.mjs"), &copy).unwrap();
     run_sdk("node", copy, dir, &env, &token("acme", Some("writer"))).await;
+    only_app_keys_reached_dify(&env);
+}
+
+/// A gateway with a store, and a gateway API key (`dgw-...`) of a tenant created through the admin
+/// API on acme's writer app.
+async fn with_api_key() -> (Env, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::with(Setup {
+        extra: common::store::store_toml(&common::store::sqlite_url(dir.path())),
+        ..Setup::default()
+    })
+    .await;
+    let key = common::store::Admin::of(&env.gw)
+        .onboard("initech", KEY_ACME_WRITER)
+        .await;
+    assert!(key.starts_with("dgw-"));
+    (env, key, dir)
+}
+
+#[tokio::test]
+async fn the_python_sdk_works_with_a_gateway_api_key() {
+    let _bound = bound(120);
+    let (env, key, _dir) = with_api_key().await;
+    let python = sdk_dir().join("venv/bin/python").to_string_lossy().into_owned();
+    run_sdk(&python, script("python_sdk.py"), sdk_dir(), &env, &key).await;
+    only_app_keys_reached_dify(&env);
+}
+
+#[tokio::test]
+async fn the_node_sdk_works_with_a_gateway_api_key() {
+    let _bound = bound(120);
+    let (env, key, _dir) = with_api_key().await;
+    let dir = sdk_dir().join("node");
+    let copy = dir.join("node_sdk_api_key.mjs");
+    std::fs::copy(script("node_sdk.mjs"), &copy).unwrap();
+    run_sdk("node", copy, dir, &env, &key).await;
     only_app_keys_reached_dify(&env);
 }

@@ -68,6 +68,11 @@ impl Procs {
     /// Starts both, passing `sim_args` to the simulator and adding `telemetry` lines to the gateway's
     /// `[telemetry]` section.
     pub async fn start_full(sim_args: &[&str], telemetry: &str) -> Self {
+        Self::start_extra(sim_args, telemetry, "").await
+    }
+
+    /// Like [`Procs::start_full`], appending `extra` (whole sections) to the gateway's config.
+    pub async fn start_extra(sim_args: &[&str], telemetry: &str, extra: &str) -> Self {
         let _ = rlimit::increase_nofile_limit(u64::MAX);
         let sim_port = free_port();
         let sim = Command::new(release_bin("dify-sim"))
@@ -105,6 +110,7 @@ id = "bench"
 [[tenants.apps]]
 name = "writer"
 api_key = "{KEY}"
+{extra}
 "#,
             d = dir.path().display()
         );

@@ -5,6 +5,9 @@ use super::error;
 use http::Response;
 use pingora::protocols::http::ServerSession;
 
+/// Largest admin request body read (1 MiB).
+pub const MAX_BODY: usize = 1 << 20;
+
 /// Reads the whole body, at most `cap` bytes; the refusal to answer otherwise.
 pub async fn read(session: &mut ServerSession, cap: usize) -> Result<Vec<u8>, Box<Response<Vec<u8>>>> {
     let mut body = Vec::new();

@@ -8,9 +8,6 @@ use crate::cache::{Scope, encode_app};
 use http::Response;
 use pingora::protocols::http::ServerSession;
 
-/// Largest admin request body read.
-const MAX_ADMIN_BODY: usize = 64 * 1024;
-
 /// The invalidation request body.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,7 +44,7 @@ fn scope_for(req: &InvalidateRequest, snap: &Snapshot) -> Result<Scope, String> 
 impl AdminApp {
     /// Handles an authorized invalidation request.
     pub(super) async fn invalidate(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let body = match body::read(session, MAX_ADMIN_BODY).await {
+        let body = match body::read(session, body::MAX_BODY).await {
             Ok(b) => b,
             Err(refusal) => return *refusal,
         };
@@ -65,7 +62,7 @@ impl AdminApp {
         let Some(cache) = &self.cache else {
             return error(404, "not_found", "The cache is off");
         };
-        let scope = match scope_for(&req, &self.snapshot.load()) {
+        let scope = match scope_for(&req, &self.tenancy.load()) {
             Ok(scope) => scope,
             Err(msg) => return error(404, "not_found", &msg),
         };

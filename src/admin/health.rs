@@ -1,5 +1,5 @@
 //! Liveness, readiness and metrics on the admin listener: `/healthz` answers while the process runs,
-//! `/readyz` while Dify accepts connections, `/metrics` serves the gateway's registry.
+//! `/readyz` while Dify accepts connections (and the store's tenants are read), `/metrics` serves the gateway's registry.
 
 use super::{AdminApp, error, json};
 use http::Response;
@@ -10,7 +10,9 @@ use std::time::Duration;
 const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl AdminApp {
-    /// `/readyz`: 200 when Dify accepts a connection, else 503.
+    /// `/readyz`: 200 when Dify accepts a connection and, with a store, its tenants have been read;
+    /// else 503. The body says which part is missing; a store that stops answering after it was
+    /// read is reported but keeps the gateway ready (it serves the last snapshot).
     pub(super) async fn ready(&self) -> Response<Vec<u8>> {
         let reachable = match self.upstream.addr() {
             Some(addr) => matches!(
@@ -19,17 +21,23 @@ impl AdminApp {
             ),
             None => false,
         };
-        if reachable {
-            json(
-                200,
-                br#"{"status": "ready", "config": "loaded", "upstream": "reachable"}"#.to_vec(),
-            )
-        } else {
-            json(
-                503,
-                br#"{"status": "not_ready", "config": "loaded", "upstream": "unreachable"}"#.to_vec(),
-            )
-        }
+        let (store, store_ready) = match &self.store {
+            None => ("none", true),
+            Some(_) if !self.tenancy.has_store_data() => ("unreachable", false),
+            Some(h) if !h.is_up() => ("unreachable, serving the last snapshot", true),
+            Some(_) => ("ok", true),
+        };
+        let ready = reachable && store_ready;
+        let body = serde_json::json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "config": "loaded",
+            "upstream": if reachable { "reachable" } else { "unreachable" },
+            "store": store,
+        });
+        json(
+            if ready { 200 } else { 503 },
+            serde_json::to_vec(&body).unwrap_or_default(),
+        )
     }
 
     /// `/metrics`: the Prometheus text exposition.

@@ -1,21 +1,33 @@
 //! The admin listener (beside the request flow): `/healthz`, `/readyz` and `/metrics` ([`health`]),
-//! and with the admin token, `POST /admin/cache/invalidate` ([`cache`]). Errors use Dify's envelope.
+//! and with the admin token the admin API: tenants and apps ([`tenants`]), their credentials and the
+//! audit log ([`keys`]), cache invalidation ([`cache`]); [`routes`] maps paths, [`requests`] reads
+//! bodies, [`write`] makes changes, [`views`] shows results. Errors use Dify's envelope.
 
 pub mod body;
 pub mod cache;
 pub mod health;
+pub mod keys;
+pub mod requests;
+pub mod routes;
+pub mod tenants;
+pub mod views;
+pub mod write;
 
 use crate::admit::auth::bearer_token;
-use crate::admit::snapshot::SharedSnapshot;
+use crate::admit::auth::jwks::Jwks;
 use crate::cache::MetadataCache;
 use crate::respond::envelope;
 use crate::secret::Secret;
+use crate::store::StoreHandle;
+use crate::telemetry::Metrics;
+use crate::tenancy::Tenancy;
 use crate::upstream::Upstream;
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use prometheus::Registry;
+use routes::{AdminRoute, Unrouted};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -27,8 +39,14 @@ pub struct AdminApp {
     pub upstream: Arc<Upstream>,
     /// Invalidated by `/admin/cache/invalidate`.
     pub cache: Option<Arc<MetadataCache>>,
-    /// Tenants and apps, to resolve invalidation scopes.
-    pub snapshot: Arc<SharedSnapshot>,
+    /// Tenants, apps and keys (the snapshot, and what the store held at its last read).
+    pub tenancy: Arc<Tenancy>,
+    /// The store changes go to (`None`: tenants come from the file only).
+    pub store: Option<Arc<StoreHandle>>,
+    /// Identity providers' key sets (a tenant's new key set is fetched once before it is kept).
+    pub jwks: Arc<Jwks>,
+    /// `admin_changes_total`.
+    pub metrics: Metrics,
     /// Bearer token of `/admin/*`; `None` turns the admin API off.
     pub token: Option<Secret>,
     /// Bearer token `/metrics` requires, when set (for an admin listener others can reach).
@@ -88,18 +106,73 @@ impl ServeHttp for AdminApp {
                 }
                 _ => self.metrics(),
             },
-            (false, "/admin/cache/invalidate") if method == http::Method::POST => {
-                match self.refusal(session) {
-                    None => self.invalidate(session).await,
-                    Some(answer) => answer,
-                }
-            }
-            (_, "/healthz" | "/readyz" | "/metrics" | "/admin/cache/invalidate") => error(
+            (_, "/healthz" | "/readyz" | "/metrics") => error(
                 405,
                 "method_not_allowed",
                 "The method is not allowed for the requested URL",
             ),
-            _ => error(404, "not_found", "No such admin endpoint"),
+            (_, path) => match routes::route(method.as_str(), path) {
+                Ok(route) => match self.refusal(session) {
+                    None => self.api(session, route).await.unwrap_or_else(|answer| *answer),
+                    Some(answer) => answer,
+                },
+                Err(Unrouted::MethodNotAllowed(allow)) => {
+                    let mut r = error(
+                        405,
+                        "method_not_allowed",
+                        "The method is not allowed for the requested URL",
+                    );
+                    if let Ok(v) = http::HeaderValue::from_str(allow) {
+                        r.headers_mut().insert(http::header::ALLOW, v);
+                    }
+                    r
+                }
+                Err(Unrouted::NotFound) => error(404, "not_found", "No such admin endpoint"),
+            },
+        }
+    }
+}
+
+impl AdminApp {
+    /// Runs an authorized admin API call.
+    async fn api(
+        &self,
+        session: &mut ServerSession,
+        route: AdminRoute,
+    ) -> Result<Response<Vec<u8>>, write::Answer> {
+        use AdminRoute as R;
+        if route == R::InvalidateCache {
+            return Ok(self.invalidate(session).await);
+        }
+        let body = match route {
+            R::CreateTenant
+            | R::PatchTenant(_)
+            | R::PutApp(..)
+            | R::CreateApiKey(_)
+            | R::CreateJwtKey(_)
+            | R::Revoke(_) => body::read(session, body::MAX_BODY).await?,
+            _ => Vec::new(),
+        };
+        let session = &*session;
+        match route {
+            R::ListTenants => Ok(self.list_tenants()),
+            R::CreateTenant => self.create_tenant(session, &body).await,
+            R::GetTenant(t) => self.get_tenant(&t),
+            R::PatchTenant(t) => self.patch_tenant(session, &t, &body).await,
+            R::DeleteTenant(t) => self.delete_tenant(session, &t).await,
+            R::PutApp(t, a) => self.put_app(session, &t, &a, &body).await,
+            R::DeleteApp(t, a) => self.delete_app(session, &t, &a).await,
+            R::ListApiKeys(t) => self.list_api_keys(&t),
+            R::CreateApiKey(t) => self.create_api_key(session, &t, &body).await,
+            R::DeleteApiKey(t, id) => self.delete_api_key(session, &t, &id).await,
+            R::ListJwtKeys(t) => self.list_jwt_keys(&t),
+            R::CreateJwtKey(t) => self.create_jwt_key(session, &t, &body).await,
+            R::DeleteJwtKey(t, id) => self.delete_jwt_key(session, &t, &id).await,
+            R::ListRevocations(t) => self.list_revocations(&t),
+            R::Revoke(t) => self.revoke(session, &t, &body).await,
+            R::Usage(t) => self.usage(&t),
+            R::Audit => self.audit(session.req_header().uri.query()).await,
+            R::InvalidateCache => Ok(error(404, "not_found", "No such admin endpoint")),
         }
     }
 }

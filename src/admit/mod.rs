@@ -1,8 +1,10 @@
-//! Admission (request step 1, `request_filter`): route, tenant credentials, tenant and app, declared
-//! body size, decided by one pure function, [`admit`]. Nothing refused here ever reaches Dify. The
-//! Pingora side (reading the head, answering refusals) is in [`pingora`].
+//! Admission (request step 1, `request_filter`): route ([`route_of`]), tenant credentials
+//! ([`auth`], the only step that may wait: for an identity provider's keys), then tenant and app and
+//! the declared body size ([`admit`], pure). Nothing refused here ever reaches Dify. The Pingora
+//! side (reading the head, answering refusals) is in [`pingora`].
 
 pub mod auth;
+pub mod limits;
 pub mod pingora;
 pub mod route;
 pub mod snapshot;
@@ -10,7 +12,7 @@ pub mod tenant;
 
 use crate::respond::{ErrorKind, GatewayError, default_message};
 use crate::secret::Secret;
-use auth::AuthError;
+use auth::{AuthError, Identity};
 use route::{Route, RouteError};
 use snapshot::{App, Snapshot, Tenant};
 use std::sync::Arc;
@@ -130,22 +132,34 @@ impl Refusal {
     }
 }
 
-/// Decides on a request at time `now` (Unix seconds) with body cap `max_body`. Order: route (so that
-/// unknown paths are 404 whoever asks), credentials, tenant and app, then the declared body size.
-pub fn admit(head: &Head<'_>, snap: &Snapshot, max_body: u64, now: u64) -> Admission {
-    let route = match route::classify(head.method, head.path) {
-        Ok(r) => r,
+/// Routes a request: the endpoint, or what to answer instead (404, 405, a preflight). Runs first,
+/// so that unknown paths are 404 whoever asks.
+pub fn route_of(head: &Head<'_>) -> Result<Route, Admission> {
+    match route::classify(head.method, head.path) {
+        Ok(r) => Ok(r),
         Err(RouteError::MethodNotAllowed { allow }) if head.method == "OPTIONS" => {
-            return Admission::Preflight(allow);
+            Err(Admission::Preflight(allow))
         }
         Err(RouteError::MethodNotAllowed { allow }) => {
             let mut r = Refusal::of(ErrorKind::MethodNotAllowed);
             r.allow = Some(allow);
-            return r.into_admission();
+            Err(r.into_admission())
         }
-        Err(RouteError::NotFound) => return Refusal::of(ErrorKind::NotFound).into_admission(),
-    };
-    let id = match auth::authenticate(head.authorization, &snap.verifier, now) {
+        Err(RouteError::NotFound) => Err(Refusal::of(ErrorKind::NotFound).into_admission()),
+    }
+}
+
+/// Decides on a routed request once its credentials were checked (`id`, from
+/// [`auth::Authenticator::authenticate`]): tenant and app, app-wide endpoints, then the declared
+/// body size against `max_body`.
+pub fn admit(
+    route: Route,
+    id: Result<Arc<Identity>, AuthError>,
+    head: &Head<'_>,
+    snap: &Snapshot,
+    max_body: u64,
+) -> Admission {
+    let id = match id {
         Ok(id) => id,
         Err(e) => {
             let mut r = Refusal::new(ErrorKind::Unauthorized, e.to_string()).on(&route, e.reason());
@@ -179,43 +193,35 @@ pub fn admit(head: &Head<'_>, snap: &Snapshot, max_body: u64, now: u64) -> Admis
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::admit::auth::{JwtPolicy, JwtVerifier, VerifyKey};
+    use crate::admit::auth::{Authenticator, Binding, KeyRing, VerifyKey};
     use crate::clock::unix_now;
     use crate::secret::Secret;
     use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, encode};
     use std::collections::HashMap;
-    use std::time::Duration;
 
     const SECRET: &[u8] = b"admission-unit-test-secret-000000";
 
     fn snap() -> Snapshot {
-        let policy = JwtPolicy {
-            tenant_claim: "tenant".into(),
-            app_claim: "app".into(),
-            issuer: None,
-            audience: None,
-            leeway: Duration::ZERO,
+        let key = VerifyKey {
+            id: "k".into(),
+            algorithm: Algorithm::HS256,
+            binding: Binding::Any,
+            origin: Arc::from("config:k"),
+            key: DecodingKey::from_secret(SECRET),
         };
-        let key = VerifyKey::new(
-            "k".into(),
-            Algorithm::HS256,
-            DecodingKey::from_secret(SECRET),
-            &policy,
-        );
-        let app = Arc::new(App {
-            name: "writer".into(),
-            api_key: Secret::new("app-x"),
-            scope_users: true,
-            app_wide: true,
-        });
-        let t = Arc::new(Tenant {
-            id: "acme".into(),
-            apps: vec![app],
-        });
-        Snapshot::new(
-            HashMap::from([("acme".into(), t)]),
-            JwtVerifier::new(vec![key], policy, 10),
-        )
+        let app = Arc::new(App::new("writer", Secret::new("app-x")));
+        let tenant = |id: &str, disabled| {
+            let mut t = Tenant::new(id, vec![app.clone()]);
+            t.disabled = disabled;
+            Arc::new(t)
+        };
+        let mut s = Snapshot::empty();
+        s.tenants = HashMap::from([
+            ("acme".into(), tenant("acme", false)),
+            ("off".into(), tenant("off", true)),
+        ]);
+        s.keys = KeyRing::new(vec![Arc::new(key)]);
+        s
     }
 
     fn bearer(tenant: &str) -> Vec<u8> {
@@ -247,28 +253,30 @@ mod tests {
         }
     }
 
-    #[test]
-    fn checks_route_then_token_then_tenant_then_size() {
+    #[tokio::test]
+    async fn checks_route_then_token_then_tenant_then_size() {
         let s = snap();
-        let good = bearer("acme");
-        let evil = bearer("evil");
+        let auth = Authenticator::new(10);
+        let (good, evil, off) = (bearer("acme"), bearer("evil"), bearer("off"));
         let cases: Vec<(Head<'_>, u16)> = vec![
             (head("GET", "/v1/chat-messages", None, None), 404),
             (head("GET", "/v1/completion-messages", None, None), 405),
             (head("OPTIONS", "/v1/completion-messages", None, None), 1),
             (head("POST", "/v1/files/upload", None, Some(1 << 30)), 401),
             (head("POST", "/v1/files/upload", Some(&evil), Some(1 << 30)), 403),
+            (head("POST", "/v1/files/upload", Some(&off), Some(10)), 403),
             (head("POST", "/v1/files/upload", Some(&good), Some(1 << 30)), 413),
             (head("POST", "/v1/files/upload", Some(&good), Some(10)), 0),
         ];
         for (h, want) in cases {
-            assert_eq!(
-                status(&admit(&h, &s, 1 << 20, unix_now())),
-                want,
-                "{} {}",
-                h.method,
-                h.path
-            );
+            let got = match route_of(&h) {
+                Err(answer) => answer,
+                Ok(route) => {
+                    let id = auth.authenticate(h.authorization, &s, unix_now()).await;
+                    admit(route, id, &h, &s, 1 << 20)
+                }
+            };
+            assert_eq!(status(&got), want, "{} {}", h.method, h.path);
         }
     }
 }

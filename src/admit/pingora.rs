@@ -1,10 +1,10 @@
 //! The Pingora side of admission (`request_filter`): reads the request head, runs [`super::admit`],
 //! and answers preflights and refusals itself. What it learned goes back into the request context.
 
-use super::auth::AuthError;
+use super::auth::{AuthError, Authenticator};
 use super::route::Route;
 use super::snapshot::Snapshot;
-use super::{Admission, Caller, Head, Refusal, admit};
+use super::{Admission, Caller, Head, Refusal, admit, route_of};
 use crate::clock::unix_now;
 use crate::respond::{self, Flow, LocalAnswer, cors};
 use pingora::proxy::Session;
@@ -45,6 +45,7 @@ fn head(session: &Session) -> Head<'_> {
 pub async fn admit_request(
     session: &mut Session,
     snap: &Snapshot,
+    auth: &Authenticator,
     max_body: u64,
 ) -> pingora::Result<Admitted> {
     let client_id = session.req_header().headers.get("x-request-id");
@@ -56,7 +57,23 @@ pub async fn admit_request(
         reason: None,
         flow: Flow::Answered,
     };
-    match admit(&head(session), snap, max_body, unix_now()) {
+    let routed = route_of(&head(session));
+    let admission = match routed {
+        Ok(route) => {
+            // Owned (a cheap handle), so that no borrow of the session is held while waiting.
+            let credentials = session
+                .req_header()
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .cloned();
+            let id = auth
+                .authenticate(credentials.as_ref().map(|v| v.as_bytes()), snap, unix_now())
+                .await;
+            admit(route, id, &head(session), snap, max_body)
+        }
+        Err(answer) => answer,
+    };
+    match admission {
         Admission::Proceed { route, caller } => {
             (out.route, out.caller, out.flow) = (Some(route), Some(caller), Flow::Next);
         }

@@ -14,17 +14,21 @@ pub enum TenantError {
     /// The chosen app is not one of the tenant's apps.
     #[error("App is not available to this tenant")]
     UnknownApp,
+    /// The tenant is disabled.
+    #[error("Tenant is disabled")]
+    Disabled,
 }
 
 impl TenantError {
     /// Every reason, for metric pre-creation.
-    pub const ALL: [TenantError; 2] = [Self::UnknownTenant, Self::UnknownApp];
+    pub const ALL: [TenantError; 3] = [Self::UnknownTenant, Self::UnknownApp, Self::Disabled];
 
     /// Bounded label for metrics and logs.
     pub fn reason(&self) -> &'static str {
         match self {
             Self::UnknownTenant => "unknown_tenant",
             Self::UnknownApp => "unknown_app",
+            Self::Disabled => "tenant_disabled",
         }
     }
 }
@@ -36,6 +40,9 @@ pub fn resolve(
     snap: &Snapshot,
 ) -> Result<(Arc<Tenant>, Arc<App>), TenantError> {
     let tenant = snap.tenants.get(&id.tenant).ok_or(TenantError::UnknownTenant)?;
+    if tenant.disabled {
+        return Err(TenantError::Disabled);
+    }
     let app = match id.app.as_deref().or(header_app.map(str::trim)) {
         Some(name) => tenant.app(name),
         None => tenant.apps.first(),
@@ -48,35 +55,15 @@ pub fn resolve(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::admit::auth::{JwtPolicy, JwtVerifier};
+    use crate::admit::auth::Via;
     use crate::secret::Secret;
-    use std::collections::HashMap;
-    use std::time::Duration;
 
     fn snap() -> Snapshot {
-        let app = |n: &str| {
-            Arc::new(App {
-                name: n.into(),
-                api_key: Secret::new(format!("app-{n}")),
-                scope_users: true,
-                app_wide: true,
-            })
-        };
-        let t = Arc::new(Tenant {
-            id: "acme".into(),
-            apps: vec![app("writer"), app("editor")],
-        });
-        let policy = JwtPolicy {
-            tenant_claim: "tenant".into(),
-            app_claim: "app".into(),
-            issuer: None,
-            audience: None,
-            leeway: Duration::ZERO,
-        };
-        Snapshot::new(
-            HashMap::from([("acme".to_string(), t)]),
-            JwtVerifier::new(vec![], policy, 1),
-        )
+        let app = |n: &str| Arc::new(App::new(n, Secret::new(format!("app-{n}"))));
+        let t = Arc::new(Tenant::new("acme", vec![app("writer"), app("editor")]));
+        let mut s = Snapshot::empty();
+        s.tenants.insert("acme".to_string(), t);
+        s
     }
 
     fn id(tenant: &str, app: Option<&str>) -> Identity {
@@ -84,9 +71,12 @@ mod tests {
             tenant: tenant.into(),
             app: app.map(Into::into),
             exp: 0,
+            via: Via::ApiKey {
+                id: "k".into(),
+                created_at: 0,
+            },
         }
     }
-
     #[test]
     fn picks_claim_then_header_then_first_app() {
         let s = snap();

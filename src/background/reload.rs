@@ -1,11 +1,12 @@
 //! Configuration reload on SIGHUP (beside the request flow, a background service): the file is read
-//! and validated again; if it is sound, its tenants, apps and JWT keys replace the snapshot at once
-//! (requests in flight keep the one they loaded); if not, the old snapshot stays and every problem
-//! is logged. Listeners, the upstream, the cache and the rest need a restart.
+//! and validated again; if it is sound, its tenants, apps, JWT keys and key sets replace what the
+//! file declared before (the store's tenants stay), and the snapshot is rebuilt at once (requests
+//! in flight keep the one they loaded); if not, the old one stays and every problem is logged.
+//! Listeners, the upstream, the store, the cache and the rest need a restart.
 
-use crate::admit::snapshot::SharedSnapshot;
 use crate::config::{ProcessEnv, Source};
 use crate::telemetry::Metrics;
+use crate::tenancy::Tenancy;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -19,8 +20,8 @@ pub const OUTCOMES: [&str; 2] = ["applied", "rejected"];
 pub struct Reloader {
     /// The config file and what it is loaded for.
     pub source: Source,
-    /// The snapshot a reload replaces.
-    pub snapshot: Arc<SharedSnapshot>,
+    /// What a reload replaces.
+    pub tenancy: Arc<Tenancy>,
     /// `config_reloads_total`.
     pub metrics: Metrics,
 }
@@ -30,12 +31,7 @@ impl Reloader {
     pub fn reload(&self) -> bool {
         match self.source.load(&ProcessEnv) {
             Ok(settings) => {
-                for t in settings.snapshot.tenants.values() {
-                    for a in &t.apps {
-                        self.metrics.precreate_app(&t.id, &a.name);
-                    }
-                }
-                self.snapshot.store(settings.snapshot);
+                self.tenancy.set_declared(settings.declared);
                 self.metrics.config_reload("applied");
                 tracing::info!(message = "Configuration reloaded: tenants, apps and keys replaced.");
                 true

@@ -156,14 +156,14 @@ impl MetadataCache {
             (Ok(f), Some(e)) if f.status >= 500 => serve(&e, now, Served::StaleIfError { status: f.status }),
             (Ok(f), _) => Answer::Serve {
                 status: f.status,
-                content_type: f.content_type.clone(),
+                content_type: f.header("content-type").unwrap_or_default().to_string(),
                 body: f.body.clone(),
                 cached: None,
                 served: Served::Miss {
                     status: f.status,
                     stored: storable(f, self.max_entry_bytes),
                 },
-                www_authenticate: f.www_authenticate.clone(),
+                www_authenticate: f.header("www-authenticate").map(str::to_string),
             },
             (Err(_), Some(e)) => serve(&e, now, Served::StaleIfError { status: 0 }),
             (Err(err), None) => Answer::Failed(err.clone()),
@@ -207,7 +207,8 @@ impl MetadataCache {
                 && me.epoch.load(Ordering::SeqCst) == epoch
                 && let Ok(body) = String::from_utf8(f.body.to_vec())
             {
-                let entry = Arc::new(Entry::new(f.content_type.clone(), body, now_ms()));
+                let ctype = f.header("content-type").unwrap_or_default().to_string();
+                let entry = Arc::new(Entry::new(ctype, body, now_ms()));
                 me.l1.insert(key, entry.clone());
                 if let Some(l2) = &me.l2 {
                     let keep = me.policies[key.endpoint.index()].keep();

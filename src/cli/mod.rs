@@ -1,9 +1,11 @@
 //! The command line (start-up): `--config FILE` runs the gateway, `check` validates, `token` signs a
-//! development JWT, `demo` runs the gateway in front of the bundled Dify simulator. This module parses
-//! and dispatches; [`run`] loads and serves, [`token`] signs, [`demo`] starts the simulator first.
+//! development JWT, `demo` runs the gateway in front of the bundled Dify simulator, `tenants` and
+//! `keys` manage a running gateway through its admin API. This module parses and dispatches; [`run`]
+//! loads and serves, [`token`] signs, [`demo`] starts the simulator first, [`manage`] calls the API.
 
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod manage;
 pub mod run;
 pub mod token;
 
@@ -43,12 +45,34 @@ pub enum Command {
     },
     /// Run the Dify simulator and the gateway on loopback and print a ready-to-paste curl line.
     Demo,
+    /// Manage the tenants and apps of a running gateway (its admin API; GW_ADMIN_URL, GW_ADMIN_TOKEN).
+    Tenants {
+        /// Where the admin API is.
+        #[command(flatten)]
+        admin: manage::client::AdminArgs,
+        /// What to do.
+        #[command(subcommand)]
+        cmd: manage::tenants::TenantsCmd,
+    },
+    /// Manage a tenant's gateway API keys and JWT keys on a running gateway.
+    Keys {
+        /// Where the admin API is.
+        #[command(flatten)]
+        admin: manage::client::AdminArgs,
+        /// What to do.
+        #[command(subcommand)]
+        cmd: manage::keys::KeysCmd,
+    },
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Some(Command::Demo) => demo(cli.config),
+        Some(Command::Tenants { admin, cmd }) => {
+            manage::run(&admin, |c, json| manage::tenants::run(c, json, cmd))
+        }
+        Some(Command::Keys { admin, cmd }) => manage::run(&admin, |c, json| manage::keys::run(c, json, cmd)),
         Some(Command::Check) => match cli.config {
             Some(path) => run::check(&path),
             None => usage("check needs --config FILE"),

@@ -23,7 +23,7 @@ pub fn token_for(
     let req = MintRequest {
         secret,
         kid,
-        policy: settings.snapshot.verifier.policy(),
+        policy: &settings.declared.policy,
         tenant,
         app,
         ttl,

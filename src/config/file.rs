@@ -26,6 +26,8 @@ pub struct FileConfig {
     pub redis: RedisSection,
     /// Logging.
     pub telemetry: TelemetrySection,
+    /// Tenants and keys managed at runtime through the admin API.
+    pub store: StoreSection,
     /// Tenants, each with its Dify apps.
     pub tenants: Vec<TenantSection>,
 }
@@ -118,6 +120,10 @@ pub struct AuthSection {
     pub leeway: String,
     /// Verification keys; the JWT header `kid` picks one when present.
     pub keys: Vec<KeySection>,
+    /// Identity providers' published key sets.
+    pub jwks: Vec<JwksSection>,
+    /// Longest `exp - iat` a token may have (then `iat` is required); unset = any.
+    pub max_token_lifetime: Option<String>,
     /// Upper bound on cached verified tokens.
     pub token_cache_entries: u64,
 }
@@ -131,6 +137,8 @@ impl Default for AuthSection {
             audience: None,
             leeway: "30s".into(),
             keys: Vec::new(),
+            jwks: Vec::new(),
+            max_token_lifetime: None,
             token_cache_entries: 100_000,
         }
     }
@@ -152,6 +160,56 @@ pub struct KeySection {
     pub public_key: Option<String>,
     /// File holding the PEM public key (RS256, ES256).
     pub public_key_file: Option<String>,
+    /// The only tenants this key may sign for; unset = every tenant (one trusted issuer).
+    pub tenants: Option<Vec<String>>,
+}
+
+/// `[[auth.jwks]]`
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct JwksSection {
+    /// The key set's URL (`https://` verified; `http://` for internal providers).
+    pub url: String,
+    /// The only tenants its keys may sign for; unset = every tenant.
+    pub tenants: Option<Vec<String>>,
+    /// How often the set is fetched when the provider sends no `Cache-Control: max-age`.
+    pub refresh: String,
+}
+
+impl Default for JwksSection {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            tenants: None,
+            refresh: "5m".into(),
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct StoreSection {
+    /// `sqlite://PATH` (relative to this file's folder) or `postgres://user:pw@host/db`.
+    pub url: Option<String>,
+    /// 32 random bytes, base64: seals the Dify keys and JWT secrets kept in the store.
+    pub encryption_key: Option<String>,
+    /// File holding `encryption_key`.
+    pub encryption_key_file: Option<String>,
+}
+
+impl std::fmt::Debug for StoreSection {
+    /// The URL may hold a password and the key is a secret: neither is printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSection")
+            .field("url", &self.url.as_ref().map(|_| "[redacted]"))
+            .field(
+                "encryption_key",
+                &self.encryption_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("encryption_key_file", &self.encryption_key_file)
+            .finish()
+    }
 }
 
 /// `[admin]`
@@ -278,6 +336,10 @@ impl Default for TelemetrySection {
 pub struct TenantSection {
     /// Tenant id as it appears in the tenant claim.
     pub id: String,
+    /// Refuse the tenant's calls (403) without removing it.
+    pub disabled: bool,
+    /// Its limits (`[tenants.limits]`).
+    pub limits: crate::admit::limits::Limits,
     /// The tenant's Dify apps; the first is the default.
     pub apps: Vec<AppSection>,
 }
@@ -297,6 +359,10 @@ pub struct AppSection {
     /// Allow the endpoints that act on the whole Dify app (annotations, annotation reply, the app's
     /// feedback list). Default: allowed unless another tenant shares the app's key.
     pub app_wide_endpoints: Option<bool>,
+    /// What one completion reserves against the tenant's token limits until Dify reports usage.
+    pub max_tokens_per_request: Option<u64>,
+    /// The share (0–1] of the app's concurrency this tenant may take when several share the key.
+    pub max_share: Option<f64>,
 }
 
 impl Default for AppSection {
@@ -307,6 +373,8 @@ impl Default for AppSection {
             api_key_file: None,
             scope_users: true,
             app_wide_endpoints: None,
+            max_tokens_per_request: None,
+            max_share: None,
         }
     }
 }

@@ -9,8 +9,9 @@ pub mod load;
 pub mod units;
 pub mod validate;
 
-use crate::admit::snapshot::Snapshot;
 use crate::secret::Secret;
+use crate::store::StoreSettings;
+use crate::tenancy::Declared;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -39,10 +40,15 @@ pub struct Settings {
     pub metrics_token: Option<Secret>,
     /// Logging.
     pub telemetry: TelemetrySettings,
-    /// First HS256 key (id, secret), used by `token` and `demo` to sign development tokens.
+    /// First HS256 key of every tenant (id, secret), used by `token` and `demo` to sign
+    /// development tokens.
     pub signing_key: Option<(String, Secret)>,
-    /// Tenants, apps and JWT keys: the part a reload replaces.
-    pub snapshot: Snapshot,
+    /// Upper bound on cached verified tokens.
+    pub token_cache_entries: u64,
+    /// Tenants and keys managed at runtime, when configured.
+    pub store: Option<StoreSettings>,
+    /// Tenants, apps, JWT keys and key sets of the file: the part a reload replaces.
+    pub declared: Declared,
     /// Settings that are valid but likely mistakes, by key path.
     pub warnings: Vec<String>,
 }

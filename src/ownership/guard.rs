@@ -88,12 +88,7 @@ mod tests {
     use std::sync::Arc;
 
     fn app(name: &str) -> Arc<App> {
-        Arc::new(App {
-            name: name.into(),
-            api_key: Secret::new(format!("key-{name}")),
-            scope_users: true,
-            app_wide: true,
-        })
+        Arc::new(App::new(name, Secret::new(format!("key-{name}"))))
     }
 
     fn owner(t: &str, a: &str) -> Arc<Owner> {
@@ -109,10 +104,7 @@ mod tests {
         let o = Ownership::default();
         o.record(Kind::Task, "t-acme", owner("acme", "editor"));
         o.record(Kind::Task, "t-globex", owner("globex", "writer"));
-        let acme = Tenant {
-            id: "acme".into(),
-            apps: vec![app("writer"), app("editor")],
-        };
+        let acme = Tenant::new("acme", vec![app("writer"), app("editor")]);
         let stop = |id: &str| Route {
             endpoint: Endpoint::Stop,
             id: Some(id.into()),
@@ -134,10 +126,7 @@ mod tests {
         let o = Ownership::default();
         o.record(Kind::Annotation, "a1", owner("acme", "writer"));
         o.record(Kind::Message, "m1", owner("acme", "writer"));
-        let acme = Tenant {
-            id: "acme".into(),
-            apps: vec![app("writer"), app("editor")],
-        };
+        let acme = Tenant::new("acme", vec![app("writer"), app("editor")]);
         let upd = |id: &str| Route {
             endpoint: Endpoint::AnnotationUpdate,
             id: Some(id.into()),

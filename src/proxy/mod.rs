@@ -6,6 +6,7 @@ mod ctx;
 
 pub use ctx::{Outcome, RequestCtx, Timing};
 
+use crate::admit::auth::Authenticator;
 use crate::admit::pingora::admit_request;
 use crate::admit::route::Endpoint;
 use crate::admit::snapshot::SharedSnapshot;
@@ -40,6 +41,8 @@ pub const ANSWERED: ErrorType = ErrorType::Custom("answered_by_gateway");
 pub struct Gateway {
     /// Tenants, apps and keys in force.
     pub snapshot: Arc<SharedSnapshot>,
+    /// Verifies credentials (verified-token cache, identity providers' keys).
+    pub auth: Arc<Authenticator>,
     /// The Dify origin.
     pub upstream: Arc<Upstream>,
     /// Metric families.
@@ -248,7 +251,7 @@ fn answered(ctx: &mut RequestCtx, answer: LocalAnswer) -> Result<()> {
 impl Gateway {
     /// Admission: the request id, route and caller go into the context.
     async fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
-        let a = admit_request(session, &ctx.snapshot, self.limits.max_request_body).await?;
+        let a = admit_request(session, &ctx.snapshot, &self.auth, self.limits.max_request_body).await?;
         (ctx.request_id, ctx.route, ctx.caller) = (a.request_id, a.route, a.caller);
         ctx.outcome.auth_failure = a.auth_failure;
         if let Some(r) = a.reason {

@@ -66,6 +66,10 @@ pub struct Metrics {
     cost: CounterVec,
     /// 1 while Redis is configured, connected and its circuit closed.
     pub redis_up: IntGauge,
+    /// 1 while the store's database answers (exposed only with a store).
+    pub store_up: IntGauge,
+    admin_changes: IntCounterVec,
+    jwks_fetches: IntCounterVec,
 }
 
 /// Registers families on one registry under the common prefix.
@@ -117,6 +121,10 @@ pub struct Known<'a> {
     pub redis: (&'a [&'static str], &'a [&'static str]),
     /// `config_reloads_total` outcomes.
     pub reloads: &'a [&'static str],
+    /// `admin_changes_total` actions.
+    pub admin_actions: &'a [&'static str],
+    /// `jwks_fetches_total` outcomes.
+    pub jwks_outcomes: &'a [&'static str],
 }
 
 impl Metrics {
@@ -200,6 +208,21 @@ impl Metrics {
                 "redis_up",
                 "Whether Redis is connected with its circuit closed (1) or not (0).",
             )?,
+            // Registered only with a store ([`Metrics::expose_store`]): absent means no store.
+            store_up: IntGauge::new(
+                format!("{PREFIX}store_up"),
+                "Whether the store's database answers (1) or not (0).",
+            )?,
+            admin_changes: f.counter(
+                "admin_changes_total",
+                "Changes made through the admin API on this replica, by action.",
+                &["action"],
+            )?,
+            jwks_fetches: f.counter(
+                "jwks_fetches_total",
+                "Fetches of identity providers' key sets, by outcome (ok, failed).",
+                &["outcome"],
+            )?,
         };
         let build = IntGaugeVec::new(
             Opts::new(
@@ -211,6 +234,11 @@ impl Metrics {
         reg.register(Box::new(build.clone()))?;
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         Ok(m)
+    }
+
+    /// Exposes `store_up` on `reg` (a gateway with a store).
+    pub fn expose_store(&self, reg: &Registry) -> prometheus::Result<()> {
+        reg.register(Box::new(self.store_up.clone()))
     }
 
     /// Creates every series of `known` at zero.
@@ -233,6 +261,8 @@ impl Metrics {
         one(&self.stops, known.stop_causes);
         one(&self.sse_events, known.sse_kinds);
         one(&self.config_reloads, known.reloads);
+        one(&self.admin_changes, known.admin_actions);
+        one(&self.jwks_fetches, known.jwks_outcomes);
         let (endpoints, tiers, outcomes) = known.cache;
         for e in endpoints {
             for t in tiers {
@@ -343,6 +373,16 @@ impl Metrics {
     /// Counts a failed or skipped Redis call.
     pub fn redis_error(&self, op: &'static str, kind: &'static str) {
         self.redis_errors.with_label_values(&[op, kind]).inc();
+    }
+
+    /// Counts a change made through the admin API (`action` from a closed set).
+    pub fn admin_change(&self, action: &'static str) {
+        self.admin_changes.with_label_values(&[action]).inc();
+    }
+
+    /// Counts a key set fetch (`outcome` from a closed set).
+    pub fn jwks_fetch(&self, outcome: &'static str) {
+        self.jwks_fetches.with_label_values(&[outcome]).inc();
     }
 
     /// Counts an upstream failure (`kind` from a closed set).

@@ -1,11 +1,12 @@
-//! The one HTTP/1 client towards Dify for calls the gateway makes on its own (beside the proxied
-//! request: stops of abandoned generations, metadata cache fills). Requests are rewritten exactly as
-//! proxied ones are (app key, `Host`, base path, request id); bodies are read under a cap.
+//! Calls to Dify the gateway makes on its own (beside the proxied request: stops of abandoned
+//! generations, metadata cache fills), through the gateway's one outbound HTTP client. Requests are
+//! rewritten exactly as proxied ones are (app key, `Host`, base path, request id).
 
 use super::{Forwarding, Upstream, rewrite_request};
-use crate::respond::{UpstreamFailure, classify::upstream_failure};
-use bytes::{Bytes, BytesMut};
-use pingora::connectors::http::Connector;
+use crate::outbound::Outbound;
+pub use crate::outbound::{CallError, Reply};
+use crate::respond::UpstreamFailure;
+use bytes::Bytes;
 use pingora::http::RequestHeader;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,44 +29,10 @@ pub struct Call<'a> {
     pub max_body: usize,
 }
 
-/// Dify's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// Status.
-    pub status: u16,
-    /// `Content-Type`.
-    pub content_type: String,
-    /// `WWW-Authenticate`, passed on with a 401.
-    pub www_authenticate: Option<String>,
-    /// Body (at most the call's `max_body`).
-    pub body: Bytes,
-    /// The body was longer than the cap and is cut.
-    pub truncated: bool,
-}
-
-/// Why no answer came: the failure's kind (as for proxied requests) and a detail for logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallError {
-    /// Kind, for the answer and the metric.
-    pub kind: UpstreamFailure,
-    /// What happened.
-    pub detail: String,
-}
-
-impl CallError {
-    /// An error of `kind`.
-    pub fn new(kind: UpstreamFailure, detail: impl Into<String>) -> Self {
-        Self {
-            kind,
-            detail: detail.into(),
-        }
-    }
-}
-
-/// Calls Dify over Pingora's connection pool.
+/// Calls Dify through the gateway's outbound client.
 pub struct DifyClient {
     upstream: Arc<Upstream>,
-    connector: Connector,
+    outbound: Outbound,
 }
 
 impl DifyClient {
@@ -73,63 +40,22 @@ impl DifyClient {
     pub fn new(upstream: Arc<Upstream>) -> Self {
         Self {
             upstream,
-            connector: Connector::new(None),
+            outbound: Outbound::default(),
         }
     }
 
     /// Makes `call` within its timeout.
     pub async fn call(&self, call: &Call<'_>) -> Result<Reply, CallError> {
-        match tokio::time::timeout(call.timeout, self.send(call)).await {
-            Ok(r) => r,
-            Err(_) => Err(CallError::new(UpstreamFailure::Timeout, "call to Dify timed out")),
-        }
-    }
-
-    async fn send(&self, call: &Call<'_>) -> Result<Reply, CallError> {
         let peer = self
             .upstream
             .peer()
             .ok_or(CallError::new(UpstreamFailure::Resolve, "upstream not resolved"))?;
-        let req = self.request(call).map_err(fail)?;
-        let (mut session, _) = self.connector.get_http_session(&peer).await.map_err(fail)?;
-        session.write_request_header(Box::new(req)).await.map_err(fail)?;
-        if let Some(body) = &call.json {
-            session
-                .write_request_body(body.clone(), true)
-                .await
-                .map_err(fail)?;
-        }
-        session.finish_request_body().await.map_err(fail)?;
-        session.read_response_header().await.map_err(fail)?;
-        let Some(head) = session.response_header() else {
-            return Err(CallError::new(UpstreamFailure::Broken, "no response header"));
-        };
-        let header = |n: &str| {
-            head.headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let mut reply = Reply {
-            status: head.status.as_u16(),
-            content_type: header("content-type").unwrap_or_default(),
-            www_authenticate: header("www-authenticate"),
-            body: Bytes::new(),
-            truncated: false,
-        };
-        let mut body = BytesMut::new();
-        while let Some(chunk) = session.read_response_body().await.map_err(fail)? {
-            if body.len() + chunk.len() > call.max_body {
-                reply.truncated = true;
-                break;
-            }
-            body.extend_from_slice(&chunk);
-        }
-        if !reply.truncated {
-            self.connector.release_http_session(session, &peer, None).await;
-        }
-        reply.body = body.freeze();
-        Ok(reply)
+        let head = self
+            .request(call)
+            .map_err(|e| CallError::new(UpstreamFailure::Broken, e.to_string()))?;
+        self.outbound
+            .send(&peer, head, call.json.clone(), call.timeout, call.max_body)
+            .await
     }
 
     /// The request head of `call`, rewritten as a proxied request is.
@@ -149,9 +75,4 @@ impl DifyClient {
         }
         Ok(req)
     }
-}
-
-/// A Pingora error as a call error of the same kind as for proxied requests.
-fn fail(e: Box<pingora::Error>) -> CallError {
-    CallError::new(upstream_failure(e.etype()), e.to_string())
 }

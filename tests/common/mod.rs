@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod otlp;
+pub mod store;
 pub mod tls;
 
 use dify_sim::{SimApp, SimConfig, Simulator};

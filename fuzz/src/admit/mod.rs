@@ -1,4 +1,5 @@
-//! `src/admit`: the route table and the credential readers.
+//! `src/admit`: the route table, the credential readers and the limits object.
 pub mod auth;
 #[path = "../../../src/admit/route.rs"]
 pub mod route;
+pub mod limits;

@@ -43,11 +43,26 @@ pub enum AuthError {
     /// The credentials are longer than any the gateway issues or accepts.
     #[error("Access token is too long")]
     TooLong,
+    /// The key that signed the token may not sign for its tenant.
+    #[error("Access token is signed by a key of another tenant")]
+    WrongTenant,
+    /// The token lives longer than `auth.max_token_lifetime`, or has no `iat` while that is set.
+    #[error("Access token lives longer than the gateway accepts")]
+    LifetimeTooLong,
+    /// The token (its `jti`, or its issue time) was revoked.
+    #[error("Access token has been revoked")]
+    Revoked,
+    /// No gateway API key matches.
+    #[error("API key is invalid")]
+    UnknownApiKey,
+    /// The gateway API key has expired.
+    #[error("API key has expired")]
+    ApiKeyExpired,
 }
 
 impl AuthError {
     /// Every reason, for metric pre-creation.
-    pub const ALL: [AuthError; 13] = [
+    pub const ALL: [AuthError; 18] = [
         Self::Missing,
         Self::BadScheme,
         Self::Malformed,
@@ -61,6 +76,11 @@ impl AuthError {
         Self::WrongAudience,
         Self::MissingTenant,
         Self::TooLong,
+        Self::WrongTenant,
+        Self::LifetimeTooLong,
+        Self::Revoked,
+        Self::UnknownApiKey,
+        Self::ApiKeyExpired,
     ];
 
     /// Bounded label for metrics and logs.
@@ -79,6 +99,11 @@ impl AuthError {
             Self::WrongAudience => "audience",
             Self::MissingTenant => "missing_tenant",
             Self::TooLong => "too_long",
+            Self::WrongTenant => "wrong_tenant",
+            Self::LifetimeTooLong => "lifetime",
+            Self::Revoked => "revoked",
+            Self::UnknownApiKey => "unknown_api_key",
+            Self::ApiKeyExpired => "api_key_expired",
         }
     }
 }

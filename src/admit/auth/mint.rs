@@ -31,6 +31,8 @@ pub fn mint(req: &MintRequest<'_>) -> Result<String, jsonwebtoken::errors::Error
         claims.insert(req.policy.app_claim.clone(), Value::from(app));
     }
     claims.insert("iat".into(), Value::from(req.now));
+    // A token id, so that this one token can be revoked.
+    claims.insert("jti".into(), Value::from(uuid::Uuid::new_v4().to_string()));
     claims.insert("exp".into(), Value::from(req.now + req.ttl.as_secs()));
     if let Some(iss) = &req.policy.issuer {
         claims.insert("iss".into(), Value::from(iss.as_str()));

@@ -5,20 +5,21 @@ mod auth;
 mod problems;
 mod sections;
 mod server;
+mod store;
 mod tenants;
 
 pub use sections::CACHED_ENDPOINTS;
 pub use server::parse_origin;
 
-pub use auth::PUBLISHED_SECRETS;
+pub use auth::{PUBLISHED_SECRETS, http_url};
 
 use super::file::FileConfig;
 use super::{Purpose, Settings};
-use crate::admit::auth::JwtVerifier;
-use crate::admit::snapshot::Snapshot;
 use crate::secret::Secret;
+use crate::tenancy::Declared;
 use problems::Problems;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Validates the whole tree for `purpose`. `base` resolves relative `*_file` paths.
 pub fn validate(raw: FileConfig, base: &Path, purpose: Purpose) -> Result<Settings, Vec<String>> {
@@ -31,12 +32,13 @@ pub fn validate(raw: FileConfig, base: &Path, purpose: Purpose) -> Result<Settin
     let redis = sections::redis(&mut p, &raw, cache.redis_timeout);
     let admin_token = token(&mut p, "admin.token", raw.admin.token.as_deref());
     let metrics_token = token(&mut p, "admin.metrics_token", raw.admin.metrics_token.as_deref());
-    let (keys, policy, signing_key) = auth::auth(&mut p, &raw.auth, base, purpose);
-    let tenants = tenants::tenants(&mut p, &raw, base);
+    let store = store::store(&mut p, &raw.store, base);
+    let has_store = raw.store.url.is_some();
+    let auth = auth::auth(&mut p, &raw.auth, base, purpose, has_store);
+    let (tenants, apps) = tenants::tenants(&mut p, &raw, base, has_store);
     if !p.0.is_empty() {
         return Err(p.0);
     }
-    let verifier = JwtVerifier::new(keys, policy, raw.auth.token_cache_entries);
     let mut warnings = sections::warnings(&upstream);
     warnings.append(&mut p.1);
     Ok(Settings {
@@ -49,8 +51,16 @@ pub fn validate(raw: FileConfig, base: &Path, purpose: Purpose) -> Result<Settin
         admin_token,
         metrics_token,
         telemetry,
-        signing_key,
-        snapshot: Snapshot::new(tenants, verifier),
+        signing_key: auth.signing,
+        token_cache_entries: raw.auth.token_cache_entries,
+        store,
+        declared: Declared {
+            tenants,
+            apps,
+            keys: auth.keys,
+            jwks: auth.jwks,
+            policy: Arc::new(auth.policy),
+        },
     })
 }
 

@@ -1,17 +1,26 @@
-//! Validation of `[[tenants]]` (start-up step 2): ids, apps, Dify keys and which keys several tenants
-//! share (their app-wide endpoints are closed by default).
+//! Validation of `[[tenants]]` (start-up step 2): ids, apps, Dify keys, limits, and which keys
+//! several tenants share (their users must be scoped; their app-wide endpoints are closed by default).
 
 use super::problems::{Problems, one_of};
-use crate::admit::snapshot::{App, Tenant};
 use crate::config::file::{AppSection, FileConfig};
 use crate::secret::Secret;
+use crate::store::model::{AppRow, TenantRow};
+use crate::store::vault::last4;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
 
-pub(super) fn tenants(p: &mut Problems, raw: &FileConfig, base: &Path) -> HashMap<String, Arc<Tenant>> {
-    if raw.tenants.is_empty() {
-        p.add("tenants", "at least one tenant is required");
+/// `store` says whether tenants may also come from a store (then the file may declare none).
+pub(super) fn tenants(
+    p: &mut Problems,
+    raw: &FileConfig,
+    base: &Path,
+    store: bool,
+) -> (Vec<TenantRow>, Vec<AppRow>) {
+    if raw.tenants.is_empty() && !store {
+        p.add(
+            "tenants",
+            "at least one tenant is required (or a [store] to add them through the admin API)",
+        );
     }
     // Keys first: whether an app is shared by several tenants decides its app-wide endpoints.
     let keys: Vec<Vec<Option<String>>> = raw
@@ -30,7 +39,8 @@ pub(super) fn tenants(p: &mut Problems, raw: &FileConfig, base: &Path) -> HashMa
             owners.entry(k.as_str()).or_default().insert(t.id.as_str());
         }
     }
-    let mut out = HashMap::new();
+    let mut out: Vec<TenantRow> = Vec::new();
+    let mut apps = Vec::new();
     for (i, (t, ks)) in raw.tenants.iter().zip(&keys).enumerate() {
         let path = format!("tenants[{i}]");
         if t.id.is_empty() {
@@ -38,7 +48,7 @@ pub(super) fn tenants(p: &mut Problems, raw: &FileConfig, base: &Path) -> HashMa
         } else if t.id.contains(':') {
             // Scoped users are `tenant:user`: a `:` in a tenant id would let two tenants' users collide.
             p.add(format!("{path}.id"), "must not contain `:`");
-        } else if out.contains_key(&t.id) {
+        } else if out.iter().any(|o| o.id == t.id) {
             p.add(
                 format!("{path}.id"),
                 format!("`{}` is used by another tenant", t.id),
@@ -47,8 +57,10 @@ pub(super) fn tenants(p: &mut Problems, raw: &FileConfig, base: &Path) -> HashMa
         if t.apps.is_empty() {
             p.add(format!("{path}.apps"), "at least one app is required");
         }
+        for (key, msg) in t.limits.problems() {
+            p.add(format!("{path}.limits.{key}"), msg);
+        }
         let mut names = HashSet::new();
-        let mut apps = Vec::new();
         for (j, (a, key)) in t.apps.iter().zip(ks).enumerate() {
             if a.name.is_empty() {
                 p.add(format!("{path}.apps[{j}].name"), "must not be empty");
@@ -61,24 +73,45 @@ pub(super) fn tenants(p: &mut Problems, raw: &FileConfig, base: &Path) -> HashMa
                 if let Some(others) = sharing {
                     shared_key(p, &format!("{path}.apps[{j}]"), a, &t.id, others);
                 }
-                let shared = sharing.is_some();
-                apps.push(Arc::new(App {
+                apps.push(AppRow {
+                    tenant: t.id.clone(),
                     name: a.name.clone(),
                     api_key: Secret::new(key.clone()),
+                    key_last4: last4(key),
                     scope_users: a.scope_users,
-                    app_wide: a.app_wide_endpoints.unwrap_or(!shared),
-                }));
+                    app_wide_endpoints: a.app_wide_endpoints,
+                    max_tokens_per_request: a.max_tokens_per_request,
+                    max_share: a.max_share,
+                });
             }
+            app_limits(p, &format!("{path}.apps[{j}]"), a);
         }
-        out.insert(
-            t.id.clone(),
-            Arc::new(Tenant {
-                id: t.id.clone(),
-                apps,
-            }),
+        out.push(TenantRow {
+            id: t.id.clone(),
+            disabled: t.disabled,
+            limits: t.limits.clone(),
+            created_at: 0,
+        });
+    }
+    (out, apps)
+}
+
+/// An app's reservation and share: at least one token; a share in (0, 1].
+fn app_limits(p: &mut Problems, path: &str, a: &AppSection) {
+    if a.max_tokens_per_request == Some(0) {
+        p.add(
+            format!("{path}.max_tokens_per_request"),
+            "must be at least 1 (leave it out to reserve nothing)",
         );
     }
-    out
+    if let Some(s) = a.max_share
+        && !(s > 0.0 && s <= 1.0)
+    {
+        p.add(
+            format!("{path}.max_share"),
+            "must be a fraction above 0 and at most 1",
+        );
+    }
 }
 
 /// An app whose Dify key other tenants use too: its users must be scoped (else one tenant could act
