@@ -2,9 +2,11 @@
 //! `logging` phase does for each request and the authentication of a JWT and of a gateway API key
 //! (timed in process), and cache-hit latency and throughput through the release gateway with OTLP
 //! tracing off and on (spans exported to an in-process collector), and with each kind of credential
-//! (a file tenant's JWT, a store tenant's JWT and its `dgw-` key), in the same run.
+//! (a file tenant's JWT, a store tenant's JWT and its `dgw-` key), and with limits off, in process
+//! and on Redis, in the same run.
 //!
 //! `cargo build --release --workspace --bins && cargo bench --bench overhead`
+//! (`-- --section limits` for the limits alone)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/mod.rs"]
@@ -141,69 +143,177 @@ async fn auth_cost(tenants: usize) -> (f64, f64) {
     (jwt_ns, key_ns)
 }
 
-/// A gateway with a store, a store tenant on the same Dify app with a tenant-bound HS256 key and a
-/// gateway API key: `(procs, store JWT, dgw- key)`.
-async fn with_store() -> (Procs, String, String) {
+const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
+
+/// A gateway with an SQLite store and the admin API, plus `extra` config.
+async fn with_store(extra: &str) -> Procs {
     let dir = tempfile::tempdir().unwrap();
     let extra = format!(
-        "[store]\nurl = \"sqlite://{}/gw.db\"\nencryption_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n[admin]\ntoken = \"bench-admin-token-0123456789\"\n",
+        "[store]\nurl = \"sqlite://{}/gw.db\"\nencryption_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n{extra}",
         dir.keep().display()
     );
-    let p = Procs::start_extra(&[], "", &extra).await;
-    let http = reqwest::Client::new();
-    let call = |method: reqwest::Method, path: &str, body: serde_json::Value| {
-        http.request(method, format!("{}{path}", p.admin_url))
-            .bearer_auth("bench-admin-token-0123456789")
-            .json(&body)
-            .send()
-    };
-    let secret = "bench-tenant-secret-0123456789abcdef";
-    call(
-        reqwest::Method::POST,
+    Procs::start_extra(&[], "", &extra).await
+}
+
+/// `method` on the admin API's `path`; the JSON answer.
+async fn admin(p: &Procs, method: reqwest::Method, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let r = reqwest::Client::new()
+        .request(method, format!("{}{path}", p.admin_url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    r.json().await.unwrap_or_default()
+}
+
+/// Store tenant `id` with `limits` on the bench app; its `dgw-` key as a bearer header.
+async fn tenant(p: &Procs, id: &str, limits: serde_json::Value) -> String {
+    use reqwest::Method;
+    admin(
+        p,
+        Method::POST,
         "/admin/tenants",
-        serde_json::json!({"id": "stored"}),
+        serde_json::json!({"id": id, "limits": limits}),
     )
-    .await
-    .unwrap();
-    call(
-        reqwest::Method::PUT,
-        "/admin/tenants/stored/apps/writer",
-        serde_json::json!({"api_key": support::KEY}),
-    )
-    .await
-    .unwrap();
-    call(
-        reqwest::Method::POST,
-        "/admin/tenants/stored/jwt-keys",
-        serde_json::json!({"id": "t", "algorithm": "HS256", "secret": secret}),
-    )
-    .await
-    .unwrap();
-    let created: serde_json::Value = call(
-        reqwest::Method::POST,
-        "/admin/tenants/stored/api-keys",
+    .await;
+    let app = serde_json::json!({"api_key": support::KEY});
+    admin(p, Method::PUT, &format!("/admin/tenants/{id}/apps/writer"), app).await;
+    let created = admin(
+        p,
+        Method::POST,
+        &format!("/admin/tenants/{id}/api-keys"),
         serde_json::json!({}),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
+    format!("Bearer {}", created["key"].as_str().unwrap())
+}
+
+/// A store tenant's JWT signed with a tenant-bound key added through the API.
+async fn tenant_jwt(p: &Procs, id: &str) -> String {
+    let secret = "bench-tenant-secret-0123456789abcdef";
+    let key = serde_json::json!({"id": "t", "algorithm": "HS256", "secret": secret});
+    admin(
+        p,
+        reqwest::Method::POST,
+        &format!("/admin/tenants/{id}/jwt-keys"),
+        key,
+    )
+    .await;
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     h.kid = Some("t".into());
-    let claims = serde_json::json!({"tenant": "stored", "exp": 4_102_444_800u64});
+    let claims = serde_json::json!({"tenant": id, "exp": 4_102_444_800u64});
     let jwt = jsonwebtoken::encode(
         &h,
         &claims,
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )
     .unwrap();
-    let key = created["key"].as_str().unwrap().to_string();
-    (p, format!("Bearer {jwt}"), format!("Bearer {key}"))
+    format!("Bearer {jwt}")
+}
+
+/// Sequential blocking completions: p50 and p99 in ms.
+async fn completions(url: &str, auth: &str, n: usize) -> (f64, f64) {
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({"inputs": {"topic": "tea"}, "response_mode": "blocking", "user": "u"});
+    let mut ms = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        // An instant Dify (three events, no delays): what remains is the gateway's own time.
+        let r = http
+            .post(url)
+            .header("authorization", auth)
+            .header("x-sim-events", "3")
+            .header("x-sim-first-event-delay-ms", "0")
+            .header("x-sim-event-interval-ms", "0")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    (percentile(&mut ms, 50.0), percentile(&mut ms, 99.0))
+}
+
+/// A `redis-server` on a free loopback port, killed on drop.
+struct RedisServer(std::process::Child, u16);
+
+impl RedisServer {
+    async fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        RedisServer(child, port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Limits off, in process and on Redis (loopback), same run: cache hits (every request checks
+/// requests per minute) and blocking completions (a lease taken and released).
+async fn limits_cost() {
+    println!("\n# Limits\n");
+    let generous = serde_json::json!({
+        "requests_per_minute": 100_000_000u64, "concurrent_requests": 10_000,
+        "tokens_per_minute": 1_000_000_000_000u64, "tokens_per_day": 1_000_000_000_000u64, "cost_per_month": 1e9
+    });
+    let redis = RedisServer::start().await;
+    let on_redis = format!(
+        "[redis]\nurl = \"redis://127.0.0.1:{}/\"\nhmac_key = \"bench-redis-hmac-key-0123456789abcdef\"\n",
+        redis.1
+    );
+    println!("| path | limits | cache hit p50 ms | p99 ms | completion p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|");
+    for (name, extra) in [("in process", String::new()), ("Redis on loopback", on_redis)] {
+        let p = with_store(&extra).await;
+        let free = tenant(&p, "free", serde_json::json!({})).await;
+        let limited = tenant(&p, "limited", generous.clone()).await;
+        let (hit, done) = (
+            format!("{}/v1/parameters", p.gw_url),
+            format!("{}/v1/completion-messages", p.gw_url),
+        );
+        for (which, auth) in [("none", &free), ("all five", &limited)] {
+            hits(&hit, auth, 200, 1).await;
+            completions(&done, auth, 50).await;
+            let (h50, h99, _) = hits(&hit, auth, 3000, 1).await;
+            let (c50, c99) = completions(&done, auth, 500).await;
+            println!("| {name} | {which} | {h50:.3} | {h99:.3} | {c50:.3} | {c99:.3} |");
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() {
+    if support::arg("--section").as_deref() == Some("limits") {
+        limits_cost().await;
+        return;
+    }
     println!("# Observability overhead\n");
     println!("Metric recording per request (logging phase: request counter and duration, tokens, cost,");
     println!(
@@ -233,7 +343,9 @@ async fn main() {
             "In process, {tenants} API keys in the snapshot: cached JWT {jwt:.0} ns, dgw- key {key:.0} ns"
         );
     }
-    let (p, store_jwt, api_key) = with_store().await;
+    let p = with_store("").await;
+    let api_key = tenant(&p, "stored", serde_json::json!({})).await;
+    let store_jwt = tenant_jwt(&p, "stored").await;
     let url = format!("{}/v1/parameters", p.gw_url);
     println!("\n| gateway, cache hit, store configured | p50 ms | p99 ms | requests/s at concurrency 32 |");
     println!("|---|---|---|---|");
@@ -246,4 +358,6 @@ async fn main() {
         let (p50, p99, rps) = hits(&url, &auth, 3000, 5).await;
         println!("| {name} | {p50:.3} | {p99:.3} | {rps:.0} |");
     }
+    drop(p);
+    limits_cost().await;
 }

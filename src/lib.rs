@@ -10,6 +10,7 @@
 //! phase                    step                                                  module
 //! new_ctx                  load the Snapshot once                                admit (snapshot)
 //! request_filter        1  route → credentials → tenant/app → declared size      admit (route, auth, tenant)
+//!                      1b  the tenant's limits (one Redis call), 429 if reached  limits
 //!                       2  body plan: `user` scoped per tenant, odd bodies out   scope
 //!                       3  ids in the path owned by the caller?                  ownership (guard)
 //!                       4  will the answer stream? (stream timeout)              stream (mode)
@@ -21,7 +22,8 @@
 //! response_filter       8  observer chosen; SSE unbuffered                       stream (watch)
 //! response_body_filter  9  task/message ids, usage, as the stream passes         stream (parser, observer), ownership (record)
 //! fail_to_proxy            502/504 in Dify's envelope                            respond (classify)
-//! logging              10  stop abandoned generations; metrics; access log      stream (stop), telemetry
+//! logging              10  stop abandoned generations; release the lease with    stream (stop), limits,
+//!                          Dify's usage; metrics; access log                    telemetry
 //! ```
 //!
 //! Beside the flow: [`admin`] (health, metrics, admin API), [`tenancy`] (the snapshot built from the
@@ -38,6 +40,7 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod limits;
 pub mod outbound;
 pub mod ownership;
 pub mod proxy;

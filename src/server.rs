@@ -10,6 +10,7 @@ use crate::admit::route::Endpoint;
 use crate::background::STOP_MARGIN;
 use crate::background::drain::{Drain, Requests};
 use crate::background::jwks_refresh::JwksRefresh;
+use crate::background::limits::LimitUpkeep;
 use crate::background::redis_sync::RedisSync;
 use crate::background::reload;
 use crate::background::reload::Reloader;
@@ -20,6 +21,7 @@ use crate::background::trace_flush::TraceFlush;
 use crate::cache::MetadataCache;
 use crate::cache::key::Cached;
 use crate::config::{ServerSettings, Settings, Source, StreamSettings};
+use crate::limits::Limiter;
 use crate::ownership::Ownership;
 use crate::proxy::Gateway;
 use crate::redis::RedisTier;
@@ -69,6 +71,7 @@ struct Parts {
     active: Arc<ActiveStreams>,
     tenancy: Arc<Tenancy>,
     auth: Arc<Authenticator>,
+    limiter: Arc<Limiter>,
     store: Option<Arc<StoreHandle>>,
     requests: Arc<Requests>,
 }
@@ -94,6 +97,7 @@ fn parts(settings: Settings, store: Option<StoreStart>) -> Result<(Parts, Rest),
         telemetry,
         declared,
         token_cache_entries,
+        limits,
         ..
     } = settings;
     let registry = Registry::new();
@@ -115,6 +119,7 @@ fn parts(settings: Settings, store: Option<StoreStart>) -> Result<(Parts, Rest),
             for a in &t.apps {
                 m.precreate_app(&t.id, &a.name);
             }
+            crate::limits::limiter::precreate(&m, t);
         }
     });
     let tenancy = Arc::new(Tenancy::new(declared, stored, on_publish));
@@ -130,6 +135,7 @@ fn parts(settings: Settings, store: Option<StoreStart>) -> Result<(Parts, Rest),
         None => None,
     };
     let redis = redis.map(|r| Arc::new(RedisTier::new(&r, metrics.clone())));
+    let limiter = Arc::new(Limiter::new(redis.clone(), limits, metrics.clone()));
     let cache = c
         .enabled
         .then(|| MetadataCache::new(&c, client.clone(), redis.clone(), metrics.clone()));
@@ -138,6 +144,7 @@ fn parts(settings: Settings, store: Option<StoreStart>) -> Result<(Parts, Rest),
         active: Arc::new(ActiveStreams::default()),
         tenancy,
         auth,
+        limiter,
         store,
         requests: Arc::new(Requests::default()),
         registry,
@@ -204,6 +211,7 @@ pub fn build(
     let gateway = Gateway {
         snapshot: p.tenancy.shared().clone(),
         auth: p.auth.clone(),
+        limiter: p.limiter.clone(),
         upstream: p.upstream.clone(),
         metrics: p.metrics.clone(),
         limits: BodyLimits {
@@ -233,6 +241,7 @@ pub fn build(
         tenancy: p.tenancy.clone(),
         store: p.store.clone(),
         jwks: p.auth.jwks.clone(),
+        limiter: p.limiter.clone(),
         metrics: p.metrics.clone(),
         token: rest.admin_token.clone(),
         metrics_token: rest.metrics_token.clone(),
@@ -277,6 +286,11 @@ fn add_background(server: &mut Server, rest: &Rest, p: &Parts, source: Option<So
         };
         server.add_service(background_service("store sync", sync));
     }
+    let upkeep = LimitUpkeep {
+        limiter: p.limiter.clone(),
+        snapshot: p.tenancy.shared().clone(),
+    };
+    server.add_service(background_service("limits", upkeep));
     let jwks = JwksRefresh {
         jwks: p.auth.jwks.clone(),
         snapshot: p.tenancy.shared().clone(),

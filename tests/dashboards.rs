@@ -10,6 +10,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
+/// A tenant with a monthly budget (the limit panels and the budget alert select its series).
+const BUDGETED: &str = "\n[[tenants]]\nid = \"budgeted\"\n[tenants.limits]\ncost_per_month = 10.0\n[[tenants.apps]]\nname = \"w\"\napi_key = \"app-budget-key\"\n";
+
 fn promtool() -> Command {
     let found = Command::new("promtool")
         .arg("--version")
@@ -122,7 +125,7 @@ async fn dashboards_and_rules_name_only_exposed_metrics_and_pass_promtool() {
     let store = common::store::store_toml(&common::store::sqlite_url(dir.path()));
     let setup = Setup {
         upstream_extra: "stream_idle_timeout = \"1s\"".into(),
-        extra: format!("[cache]\nredis_url = \"{dead_redis}\"\n{store}"),
+        extra: format!("[cache]\nredis_url = \"{dead_redis}\"\n{store}{BUDGETED}"),
         ..Setup::default()
     };
     let env = Env::with(setup).await;
@@ -217,7 +220,10 @@ async fn every_series_a_dashboard_or_rule_selects_exists_from_start_up() {
     let _bound = bound(120);
     let dir = tempfile::tempdir().unwrap();
     let env = Env::with(Setup {
-        extra: common::store::store_toml(&common::store::sqlite_url(dir.path())),
+        extra: format!(
+            "{}{BUDGETED}",
+            common::store::store_toml(&common::store::sqlite_url(dir.path()))
+        ),
         ..Setup::default()
     })
     .await;

@@ -16,6 +16,7 @@ pub mod write;
 use crate::admit::auth::bearer_token;
 use crate::admit::auth::jwks::Jwks;
 use crate::cache::MetadataCache;
+use crate::limits::Limiter;
 use crate::respond::envelope;
 use crate::secret::Secret;
 use crate::store::StoreHandle;
@@ -47,6 +48,8 @@ pub struct AdminApp {
     pub jwks: Arc<Jwks>,
     /// `admin_changes_total`.
     pub metrics: Metrics,
+    /// The tenants' limits (what they use).
+    pub limiter: Arc<Limiter>,
     /// Bearer token of `/admin/*`; `None` turns the admin API off.
     pub token: Option<Secret>,
     /// Bearer token `/metrics` requires, when set (for an admin listener others can reach).
@@ -170,7 +173,7 @@ impl AdminApp {
             R::DeleteJwtKey(t, id) => self.delete_jwt_key(session, &t, &id).await,
             R::ListRevocations(t) => self.list_revocations(&t),
             R::Revoke(t) => self.revoke(session, &t, &body).await,
-            R::Usage(t) => self.usage(&t),
+            R::Usage(t) => self.usage(&t).await,
             R::Audit => self.audit(session.req_header().uri.query()).await,
             R::InvalidateCache => Ok(error(404, "not_found", "No such admin endpoint")),
         }

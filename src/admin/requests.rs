@@ -7,6 +7,7 @@ use crate::admit::auth::keys::{decoding_key, pinned_algorithm};
 use crate::admit::limits::Limits;
 use crate::config::units;
 use crate::config::validate::http_url;
+use crate::config::validate::tenants::reserve_problem;
 use crate::secret::Secret;
 use crate::store::model::{AppRow, JwtKeySpec};
 use crate::store::vault::last4;
@@ -162,11 +163,8 @@ impl PutApp {
             );
             return Err(Invalid::at("scope_users", msg));
         }
-        if self.max_tokens_per_request == Some(0) {
-            return Err(Invalid::at(
-                "max_tokens_per_request",
-                "must be at least 1 (leave it out to reserve nothing)",
-            ));
+        if let Some(msg) = reserve_problem(self.max_tokens_per_request) {
+            return Err(Invalid::at("max_tokens_per_request", msg));
         }
         if self.max_share.is_some_and(|s| !(s > 0.0 && s <= 1.0)) {
             return Err(Invalid::at(

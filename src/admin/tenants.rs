@@ -163,17 +163,22 @@ impl AdminApp {
         }
     }
 
-    /// `GET /admin/tenants/{t}/usage`: the tenant's limits and what it used in their windows.
-    pub(super) fn usage(&self, t: &str) -> Result<Response<Vec<u8>>, Answer> {
+    /// `GET /admin/tenants/{t}/usage`: the tenant's limits and what it uses in their current windows
+    /// (shared by every replica with Redis; this replica's without).
+    pub(super) async fn usage(&self, t: &str) -> Result<Response<Vec<u8>>, Answer> {
         let snap = self.tenancy.load();
         let tenant = snap.tenants.get(t).ok_or_else(|| not_found("Tenant", t))?;
-        let usage = serde_json::json!({
-            "requests_per_minute": 0,
-            "concurrent_requests": 0,
-            "tokens_per_minute": 0,
-            "tokens_per_day": 0,
-            "cost_per_month": 0.0,
-        });
+        let usage = self
+            .limiter
+            .usage(&tenant.id, &tenant.limits)
+            .await
+            .ok_or_else(|| {
+                Box::new(error(
+                    503,
+                    "service_unavailable",
+                    "Redis did not answer; the usage cannot be read now",
+                ))
+            })?;
         Ok(answer(
             200,
             &serde_json::json!({"limits": tenant.limits, "usage": usage}),

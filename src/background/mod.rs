@@ -1,5 +1,6 @@
 //! Work beside the request flow, one Pingora background service per file; each is thin and calls the
 //! step it serves: SIGHUP reloads ([`reload`]), store changes made by any replica ([`store_sync`]),
+//! lease renewal and limit gauges ([`limits`]),
 //! identity providers' key sets ([`jwks_refresh`]), re-resolution of Dify's name ([`resolve`]), cache
 //! invalidations from other replicas ([`redis_sync`]), stops of open generations at shutdown
 //! ([`shutdown`]), the last trace export ([`trace_flush`]) and an early exit once nothing is left in
@@ -7,6 +8,7 @@
 
 pub mod drain;
 pub mod jwks_refresh;
+pub mod limits;
 pub mod redis_sync;
 pub mod reload;
 pub mod resolve;

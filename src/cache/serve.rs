@@ -40,6 +40,7 @@ pub async fn answer_from_cache(
     endpoint: Endpoint,
     api_key: &str,
     request_id: &str,
+    ratelimit: Option<&str>,
 ) -> pingora::Result<CacheOutcome> {
     let Some(endpoint) = Cached::of(endpoint) else {
         return Ok(CacheOutcome::proxy());
@@ -70,6 +71,7 @@ pub async fn answer_from_cache(
                 cached,
                 served: &served,
                 www_authenticate,
+                ratelimit,
             };
             write(session, &head, body, request_id).await?;
             Ok(CacheOutcome {
@@ -88,6 +90,7 @@ struct Head<'a> {
     cached: Option<(String, u64)>,
     served: &'a Served,
     www_authenticate: Option<String>,
+    ratelimit: Option<&'a str>,
 }
 
 /// Writes the answer. Dify's CORS setup allows every origin; the gateway answers the same way, since
@@ -99,7 +102,7 @@ async fn write(session: &mut Session, h: &Head<'_>, body: Bytes, request_id: &st
         matches!((&h.cached, if_none_match), (Some((etag, _)), Some(inm)) if etag_matches(inm, etag));
     let head_only = req.method == http::Method::HEAD || not_modified;
     let origin = req.headers.get("origin").cloned();
-    let mut resp = ResponseHeader::build(if not_modified { 304 } else { h.status }, Some(9))?;
+    let mut resp = ResponseHeader::build(if not_modified { 304 } else { h.status }, Some(10))?;
     if !h.content_type.is_empty() {
         resp.insert_header("content-type", h.content_type)?;
     }
@@ -114,6 +117,9 @@ async fn write(session: &mut Session, h: &Head<'_>, body: Bytes, request_id: &st
     }
     if let Some(w) = &h.www_authenticate {
         resp.insert_header("www-authenticate", w.as_str())?;
+    }
+    if let Some(r) = h.ratelimit {
+        resp.insert_header("ratelimit", r)?;
     }
     cors::add(&mut resp, origin.as_ref())?;
     session.write_response_header(Box::new(resp), head_only).await?;

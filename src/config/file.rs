@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub telemetry: TelemetrySection,
     /// Tenants and keys managed at runtime through the admin API.
     pub store: StoreSection,
+    /// How per-tenant limits are enforced.
+    pub limits: LimitsSection,
     /// Tenants, each with its Dify apps.
     pub tenants: Vec<TenantSection>,
 }
@@ -182,6 +184,29 @@ impl Default for JwksSection {
             url: String::new(),
             tenants: None,
             refresh: "5m".into(),
+        }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct LimitsSection {
+    /// When Redis cannot answer within its timeout: `open` admits, `closed` answers 503, `local`
+    /// has each replica enforce its part of each limit on its own.
+    pub on_redis_error: String,
+    /// How many replicas share the limits (`local` divides each limit by this).
+    pub replicas: u64,
+    /// How long a completion's lease outlives a replica that stopped renewing it (a crash).
+    pub lease_ttl: String,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            on_redis_error: "local".into(),
+            replicas: 1,
+            lease_ttl: "30s".into(),
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct Settings {
     pub token_cache_entries: u64,
     /// Tenants and keys managed at runtime, when configured.
     pub store: Option<StoreSettings>,
+    /// How limits are enforced.
+    pub limits: LimitSettings,
     /// Tenants, apps, JWT keys and key sets of the file: the part a reload replaces.
     pub declared: Declared,
     /// Settings that are valid but likely mistakes, by key path.
@@ -146,6 +148,39 @@ pub struct RedisSettings {
     pub hmac_key: Secret,
     /// Hard limit on a Redis call (`cache.redis_timeout`).
     pub timeout: Duration,
+}
+
+/// What the limits do when Redis cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRedisError {
+    /// Admit (limits are off while Redis is).
+    Open,
+    /// Refuse with 503 `service_unavailable` and `Retry-After`.
+    Closed,
+    /// Enforce each limit ÷ `replicas` in process.
+    Local,
+}
+
+impl OnRedisError {
+    /// The config value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+            Self::Local => "local",
+        }
+    }
+}
+
+/// `[limits]`, typed.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitSettings {
+    /// Redis outage policy.
+    pub on_redis_error: OnRedisError,
+    /// Replicas sharing the limits.
+    pub replicas: u64,
+    /// Lease lifetime without renewal.
+    pub lease_ttl: Duration,
 }
 
 /// Log line format.

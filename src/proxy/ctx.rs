@@ -7,6 +7,7 @@ use crate::admit::auth::AuthError;
 use crate::admit::route::{Endpoint, Route};
 use crate::admit::snapshot::Snapshot;
 use crate::background::drain::InFlight;
+use crate::limits::limiter::Grant;
 use crate::respond::{LocalAnswer, UpstreamFailure};
 use crate::scope::BodyState;
 use crate::secret::Secret;
@@ -26,6 +27,8 @@ pub struct RequestCtx {
     pub route: Option<Route>,
     /// Who calls: tenant, app, the key and user Dify sees (admit, ownership, scope).
     pub caller: Option<Caller>,
+    /// The claim on the tenant's limits, released when the request ends (limits).
+    pub limit: Option<Grant>,
     /// The request body on its way to Dify (scope).
     pub body: BodyState,
     /// Dify's response as it passes (stream).
@@ -70,6 +73,7 @@ impl RequestCtx {
             request_id: String::new(),
             route: None,
             caller: None,
+            limit: None,
             body: BodyState::default(),
             stream: StreamState::default(),
             timing: Timing {

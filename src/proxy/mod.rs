@@ -14,6 +14,7 @@ use crate::background::drain::{InFlight, Requests};
 use crate::cache::MetadataCache;
 use crate::cache::serve::answer_from_cache;
 use crate::config::cidr::Cidr;
+use crate::limits::{self, Limiter};
 use crate::ownership::Ownership;
 use crate::ownership::guard::{guard_message, guard_path};
 use crate::respond::{self, Flow, LocalAnswer};
@@ -43,6 +44,8 @@ pub struct Gateway {
     pub snapshot: Arc<SharedSnapshot>,
     /// Verifies credentials (verified-token cache, identity providers' keys).
     pub auth: Arc<Authenticator>,
+    /// The tenants' limits.
+    pub limiter: Arc<Limiter>,
     /// The Dify origin.
     pub upstream: Arc<Upstream>,
     /// Metric families.
@@ -74,6 +77,9 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.trace.start(self.otel.as_deref(), session);
         if self.admit(session, ctx).await? == Flow::Answered {
+            return Ok(true);
+        }
+        if self.limit(session, ctx).await? == Flow::Answered {
             return Ok(true);
         }
         let (Some(route), Some(caller)) = (&ctx.route, ctx.caller.as_mut()) else {
@@ -163,6 +169,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(r) = ctx.limit.as_ref().and_then(|g| g.header.as_deref()) {
+            resp.insert_header("ratelimit", r)?;
+        }
         match ctx.route.as_ref().map(|r| r.endpoint) {
             Some(e) => self
                 .streams
@@ -228,6 +237,7 @@ impl ProxyHttp for Gateway {
             self.ownership.forget_deleted(route, status).await;
         }
         self.count_client_stop(ctx, status);
+        let grant = ctx.limit.take();
         let method = session.req_header().method.as_str();
         let done = ctx.finished(
             method,
@@ -239,6 +249,11 @@ impl ProxyHttp for Gateway {
         let dify = self.upstream.settings();
         ctx.trace.end(&done, (&dify.host, dify.port));
         access::log(&done, ctx.trace.trace_id());
+        if let Some(grant) = grant {
+            let produced = done.first_token.is_some();
+            let spent = limits::pingora::spent(done.usage.as_ref(), produced, grant.reserve);
+            self.limiter.release(&grant, spent).await;
+        }
     }
 }
 
@@ -260,13 +275,25 @@ impl Gateway {
         Ok(a.flow)
     }
 
+    /// The tenant's limits: a claim on them goes into the context, or the refusal is answered.
+    async fn limit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        let (Some(route), Some(caller)) = (&ctx.route, &ctx.caller) else {
+            return Ok(Flow::Next);
+        };
+        let (grant, flow) =
+            limits::pingora::check(&self.limiter, session, route, caller, &ctx.request_id).await?;
+        ctx.limit = grant;
+        Ok(flow)
+    }
+
     /// The metadata cache answers its endpoints; `Ok(false)` when the request goes to Dify.
     async fn cached(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let (Some(cache), Some(route), Some(key)) = (&self.cache, &ctx.route, ctx.api_key()) else {
             return Ok(false);
         };
         let key = key.expose().to_string();
-        let out = answer_from_cache(cache, session, route.endpoint, &key, &ctx.request_id).await?;
+        let ratelimit = ctx.limit.as_ref().and_then(|g| g.header.as_deref());
+        let out = answer_from_cache(cache, session, route.endpoint, &key, &ctx.request_id, ratelimit).await?;
         (ctx.outcome.cache_status, ctx.outcome.upstream_failure) = (out.status, out.failure);
         Ok(out.flow == Flow::Answered)
     }

@@ -20,7 +20,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// The operations of `redis_errors_total`.
-pub const OPS: [&str; 6] = ["get", "set", "del", "scan", "publish", "subscribe"];
+pub const OPS: [&str; 7] = ["get", "set", "del", "scan", "publish", "subscribe", "limit"];
 /// The failure kinds of `redis_errors_total`.
 pub const FAILURES: [&str; 4] = ["error", "timeout", "circuit_open", "unverified"];
 
@@ -181,6 +181,24 @@ impl RedisTier {
             Some(keys) => self.delete(keys).await,
             None => false,
         }
+    }
+
+    /// Runs `script` on `key` with `args` (the limits); `None` when skipped or failed.
+    pub async fn eval(
+        &self,
+        op: &'static str,
+        script: &redis::Script,
+        key: &str,
+        args: Vec<String>,
+    ) -> Option<redis::Value> {
+        self.call(op, |mut c| async move {
+            let mut call = script.key(key);
+            for a in &args {
+                call.arg(a);
+            }
+            call.invoke_async(&mut c).await
+        })
+        .await
     }
 
     /// Tells every replica about an invalidation (sealed for the channel); false on any failure.

@@ -26,6 +26,10 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// 413: body over `server.max_request_body`.
     RequestTooLarge,
+    /// 429: a tenant limit is reached.
+    TooManyRequests,
+    /// 503: the limits cannot be checked (Redis fails, `on_redis_error = "closed"`).
+    ServiceUnavailable,
     /// 502: Dify refused, is unreachable, or broke the connection.
     BadGateway,
     /// 504: Dify did not answer in time.
@@ -45,6 +49,8 @@ impl ErrorKind {
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTooLarge => 413,
+            Self::TooManyRequests => 429,
+            Self::ServiceUnavailable => 503,
             Self::BadGateway => 502,
             Self::GatewayTimeout => 504,
             Self::Internal => 500,
@@ -63,6 +69,8 @@ impl ErrorKind {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTooLarge => "request_too_large",
+            Self::TooManyRequests => "too_many_requests",
+            Self::ServiceUnavailable => "service_unavailable",
             Self::BadGateway => "bad_gateway",
             Self::GatewayTimeout => "gateway_timeout",
             Self::Internal => "internal_server_error",
@@ -116,6 +124,8 @@ pub fn default_message(kind: ErrorKind) -> &'static str {
         ErrorKind::NotFound => "The requested URL was not found on the gateway",
         ErrorKind::MethodNotAllowed => "The method is not allowed for the requested URL",
         ErrorKind::RequestTooLarge => "Request body is larger than the gateway accepts",
+        ErrorKind::TooManyRequests => "A limit of this tenant is reached",
+        ErrorKind::ServiceUnavailable => "The gateway cannot check this tenant's limits right now",
         ErrorKind::BadGateway => "Dify could not be reached",
         ErrorKind::GatewayTimeout => "Dify did not answer in time",
         ErrorKind::Internal => "The gateway failed to handle the request",

@@ -5,7 +5,8 @@
 
 use super::labels::{currency_label, method_label, status_class};
 use prometheus::{
-    CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    CounterVec, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Metric name prefix.
@@ -70,6 +71,9 @@ pub struct Metrics {
     pub store_up: IntGauge,
     admin_changes: IntCounterVec,
     jwks_fetches: IntCounterVec,
+    limit_decisions: IntCounterVec,
+    limit_remaining: GaugeVec,
+    limit_quota: GaugeVec,
 }
 
 /// Registers families on one registry under the common prefix.
@@ -93,6 +97,12 @@ impl Families<'_> {
         let h = HistogramVec::new(opts, labels)?;
         self.0.register(Box::new(h.clone()))?;
         Ok(h)
+    }
+
+    fn float_gauge(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
+        let g = GaugeVec::new(Opts::new(format!("{PREFIX}{name}"), help), labels)?;
+        self.0.register(Box::new(g.clone()))?;
+        Ok(g)
     }
 
     fn gauge(&self, name: &str, help: &str) -> prometheus::Result<IntGauge> {
@@ -222,6 +232,21 @@ impl Metrics {
                 "jwks_fetches_total",
                 "Fetches of identity providers' key sets, by outcome (ok, failed).",
                 &["outcome"],
+            )?,
+            limit_decisions: f.counter(
+                "limit_decisions_total",
+                "Limit checks, by tenant, limit and outcome (admitted, refused, redis_error).",
+                &["tenant", "limit", "outcome"],
+            )?,
+            limit_remaining: f.float_gauge(
+                "limit_remaining",
+                "What is left of a tenant's limit in its current window (shared by all replicas).",
+                &["tenant", "limit"],
+            )?,
+            limit_quota: f.float_gauge(
+                "limit_quota",
+                "A tenant's configured limit.",
+                &["tenant", "limit"],
             )?,
         };
         let build = IntGaugeVec::new(
@@ -378,6 +403,33 @@ impl Metrics {
     /// Counts a change made through the admin API (`action` from a closed set).
     pub fn admin_change(&self, action: &'static str) {
         self.admin_changes.with_label_values(&[action]).inc();
+    }
+
+    /// Counts a limit check (`limit` and `outcome` from closed sets; `tenant` a configured one).
+    pub fn limit_decision(&self, tenant: &str, limit: &'static str, outcome: &'static str) {
+        self.limit_decisions
+            .with_label_values(&[tenant, limit, outcome])
+            .inc();
+    }
+
+    /// What is left of a tenant's limit.
+    pub fn limit_remaining(&self, tenant: &str, limit: &'static str, left: f64) {
+        self.limit_remaining.with_label_values(&[tenant, limit]).set(left);
+    }
+
+    /// Creates a tenant's limit series: its decisions at zero, its quota, and what is left (the
+    /// whole quota until the first look at Redis says otherwise).
+    pub fn precreate_limit(&self, tenant: &str, limit: &'static str, quota: Option<f64>) {
+        for outcome in ["admitted", "refused", "redis_error"] {
+            self.limit_decisions.with_label_values(&[tenant, limit, outcome]);
+        }
+        if let Some(q) = quota {
+            self.limit_quota.with_label_values(&[tenant, limit]).set(q);
+            let left = self.limit_remaining.with_label_values(&[tenant, limit]);
+            if left.get() == 0.0 {
+                left.set(q);
+            }
+        }
     }
 
     /// Counts a key set fetch (`outcome` from a closed set).

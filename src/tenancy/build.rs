@@ -97,6 +97,11 @@ fn tenants(
     let store_apps = data.apps.iter().filter(|a| in_store.contains(a.tenant.as_str()));
     let all_apps: Vec<&AppRow> = declared.apps.iter().chain(store_apps).collect();
     let sharers = sharers(&all_apps);
+    let capped: HashSet<&str> = all_apps
+        .iter()
+        .filter(|a| a.max_share.is_some())
+        .map(|a| a.api_key.expose())
+        .collect();
     let sources = declared
         .tenants
         .iter()
@@ -107,7 +112,13 @@ fn tenants(
         let apps = all_apps
             .iter()
             .filter(|a| a.tenant == t.id)
-            .map(|a| Arc::new(app(a, &sharers, source, warnings)))
+            .map(|a| {
+                let mut app = app(a, &sharers, source, warnings);
+                if app.shared && capped.contains(a.api_key.expose()) {
+                    app.fair_share = Some(a.max_share.unwrap_or(1.0));
+                }
+                Arc::new(app)
+            })
             .collect();
         let tenant = Tenant {
             id: t.id.clone(),
@@ -202,6 +213,8 @@ fn app(
         app_wide_endpoints: a.app_wide_endpoints,
         max_tokens_per_request: a.max_tokens_per_request,
         max_share: a.max_share,
+        shared,
+        fair_share: None,
     }
 }
 

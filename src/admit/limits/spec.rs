@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The largest limit accepted (well inside the integers Redis's Lua counts exactly).
+pub const MAX_COUNT: u64 = 1_000_000_000_000_000;
+
 /// Per-tenant limits; `None` = no limit of that kind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +34,20 @@ impl Limits {
         *self == Self::default()
     }
 
+    /// Each limit divided among `n` replicas enforcing it on their own (rounded up, at least 1):
+    /// what one replica allows while Redis fails and `on_redis_error = "local"`.
+    pub fn divided(&self, n: u64) -> Limits {
+        let n = n.max(1);
+        let part = |v: Option<u64>| v.map(|v| v.div_ceil(n).max(1));
+        Limits {
+            requests_per_minute: part(self.requests_per_minute),
+            concurrent_requests: part(self.concurrent_requests),
+            tokens_per_minute: part(self.tokens_per_minute),
+            tokens_per_day: part(self.tokens_per_day),
+            cost_per_month: self.cost_per_month.map(|c| c / n as f64),
+        }
+    }
+
     /// Every problem, as `(key, message)`; empty when all limits are positive.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
@@ -42,10 +59,12 @@ impl Limits {
         ] {
             if v == Some(0) {
                 out.push((key, "must be at least 1 (leave it out for no limit)".to_string()));
+            } else if v.is_some_and(|v| v > MAX_COUNT) {
+                out.push((key, format!("must be at most {MAX_COUNT}")));
             }
         }
         if let Some(c) = self.cost_per_month
-            && !(c.is_finite() && c > 0.0)
+            && !(c.is_finite() && c > 0.0 && c <= MAX_COUNT as f64)
         {
             out.push((
                 "cost_per_month",
@@ -73,5 +92,19 @@ mod tests {
         assert!(serde_json::from_str::<Limits>(r#"{"requests_per_hour": 1}"#).is_err());
         assert!(serde_json::from_str::<Limits>(r#"{"requests_per_minute": -5}"#).is_err());
         assert!(Limits::default().is_empty());
+        let split = l.divided(4);
+        assert_eq!(
+            (split.requests_per_minute, split.cost_per_month),
+            (Some(150), Some(12.5))
+        );
+        assert_eq!(
+            Limits {
+                concurrent_requests: Some(1),
+                ..Limits::default()
+            }
+            .divided(3)
+            .concurrent_requests,
+            Some(1)
+        );
     }
 }

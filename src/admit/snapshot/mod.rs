@@ -49,6 +49,11 @@ pub struct App {
     pub max_tokens_per_request: Option<u64>,
     /// This tenant's share of the app's concurrency, when the key is shared.
     pub max_share: Option<f64>,
+    /// Other tenants use the same Dify key.
+    pub shared: bool,
+    /// When a tenant sharing the key has a `max_share`: this tenant's share (1 = no cap of its own).
+    /// Every completion on such an app is counted, so that the shares see each other.
+    pub fair_share: Option<f64>,
 }
 
 /// A tenant and its apps; the first app is the default.
@@ -81,6 +86,8 @@ impl App {
             app_wide_endpoints: None,
             max_tokens_per_request: None,
             max_share: None,
+            shared: false,
+            fair_share: None,
         }
     }
 }

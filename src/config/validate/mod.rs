@@ -6,7 +6,7 @@ mod problems;
 mod sections;
 mod server;
 mod store;
-mod tenants;
+pub mod tenants;
 
 pub use sections::CACHED_ENDPOINTS;
 pub use server::parse_origin;
@@ -33,6 +33,7 @@ pub fn validate(raw: FileConfig, base: &Path, purpose: Purpose) -> Result<Settin
     let admin_token = token(&mut p, "admin.token", raw.admin.token.as_deref());
     let metrics_token = token(&mut p, "admin.metrics_token", raw.admin.metrics_token.as_deref());
     let store = store::store(&mut p, &raw.store, base);
+    let limits = sections::limits(&mut p, &raw);
     let has_store = raw.store.url.is_some();
     let auth = auth::auth(&mut p, &raw.auth, base, purpose, has_store);
     let (tenants, apps) = tenants::tenants(&mut p, &raw, base, has_store);
@@ -54,6 +55,7 @@ pub fn validate(raw: FileConfig, base: &Path, purpose: Purpose) -> Result<Settin
         signing_key: auth.signing,
         token_cache_entries: raw.auth.token_cache_entries,
         store,
+        limits,
         declared: Declared {
             tenants,
             apps,

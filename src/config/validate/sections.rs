@@ -4,7 +4,8 @@
 use super::problems::Problems;
 use crate::config::file::FileConfig;
 use crate::config::{
-    CacheSettings, LogFormat, RedisSettings, StreamSettings, TelemetrySettings, UpstreamSettings, units,
+    CacheSettings, LimitSettings, LogFormat, OnRedisError, RedisSettings, StreamSettings, TelemetrySettings,
+    UpstreamSettings, units,
 };
 use crate::secret::Secret;
 use std::time::Duration;
@@ -155,4 +156,35 @@ pub(super) fn redis(p: &mut Problems, raw: &FileConfig, timeout: Duration) -> Op
         hmac_key,
         timeout,
     })
+}
+
+pub(super) fn limits(p: &mut Problems, raw: &FileConfig) -> LimitSettings {
+    let l = &raw.limits;
+    let on_redis_error = match l.on_redis_error.as_str() {
+        "open" => OnRedisError::Open,
+        "closed" => OnRedisError::Closed,
+        "local" => OnRedisError::Local,
+        other => {
+            p.add(
+                "limits.on_redis_error",
+                format!("`{other}` is not one of open, closed, local"),
+            );
+            OnRedisError::Local
+        }
+    };
+    if l.replicas == 0 {
+        p.add("limits.replicas", "must be at least 1");
+    }
+    let lease_ttl = p.duration("limits.lease_ttl", &l.lease_ttl);
+    if !lease_ttl.is_zero() && lease_ttl < Duration::from_secs(3) {
+        p.add(
+            "limits.lease_ttl",
+            "must be at least 3s (leases are renewed every third of it)",
+        );
+    }
+    LimitSettings {
+        on_redis_error,
+        replicas: l.replicas.max(1),
+        lease_ttl,
+    }
 }

@@ -2,6 +2,7 @@
 //! several tenants share (their users must be scoped; their app-wide endpoints are closed by default).
 
 use super::problems::{Problems, one_of};
+use crate::admit::limits::Limits;
 use crate::config::file::{AppSection, FileConfig};
 use crate::secret::Secret;
 use crate::store::model::{AppRow, TenantRow};
@@ -84,7 +85,7 @@ pub(super) fn tenants(
                     max_share: a.max_share,
                 });
             }
-            app_limits(p, &format!("{path}.apps[{j}]"), a);
+            app_limits(p, &format!("{path}.apps[{j}]"), a, &t.limits);
         }
         out.push(TenantRow {
             id: t.id.clone(),
@@ -97,12 +98,21 @@ pub(super) fn tenants(
 }
 
 /// An app's reservation and share: at least one token; a share in (0, 1].
-fn app_limits(p: &mut Problems, path: &str, a: &AppSection) {
-    if a.max_tokens_per_request == Some(0) {
-        p.add(
-            format!("{path}.max_tokens_per_request"),
-            "must be at least 1 (leave it out to reserve nothing)",
-        );
+fn app_limits(p: &mut Problems, path: &str, a: &AppSection, limits: &Limits) {
+    if let Some(msg) = reserve_problem(a.max_tokens_per_request) {
+        p.add(format!("{path}.max_tokens_per_request"), msg);
+    }
+    let per_minute = limits
+        .tokens_per_minute
+        .into_iter()
+        .chain(limits.tokens_per_day)
+        .min();
+    if let (Some(r), Some(q)) = (a.max_tokens_per_request, per_minute)
+        && r > q
+    {
+        let msg =
+            format!("reserves more than the tenant's token limit ({q}): its completions run one at a time");
+        p.warn(format!("{path}.max_tokens_per_request"), msg);
     }
     if let Some(s) = a.max_share
         && !(s > 0.0 && s <= 1.0)
@@ -153,4 +163,16 @@ pub(super) fn app_key(p: &mut Problems, path: &str, a: &AppSection, base: &Path)
         return None;
     }
     Some(key)
+}
+
+/// The largest reservation accepted (no model answers more tokens than this).
+pub const MAX_RESERVE: u64 = 1_000_000_000;
+
+/// What is wrong with an app's `max_tokens_per_request`, if anything (config and admin API).
+pub fn reserve_problem(v: Option<u64>) -> Option<String> {
+    match v {
+        Some(0) => Some("must be at least 1 (leave it out to reserve nothing)".into()),
+        Some(n) if n > MAX_RESERVE => Some(format!("must be at most {MAX_RESERVE}")),
+        _ => None,
+    }
 }
