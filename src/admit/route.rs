@@ -37,11 +37,15 @@ pub enum Endpoint {
     Site,
     /// `GET /v1/meta`
     Meta,
+    /// `GET /files/{file_id}/file-preview`, `/files/{file_id}/image-preview`,
+    /// `/files/tools/{file_id}.{ext}`: Dify's signed file links (no credentials; Dify's signature
+    /// authorizes them).
+    FilePreview,
 }
 
 impl Endpoint {
     /// All endpoints, for metric pre-registration and docs.
-    pub const ALL: [Endpoint; 16] = [
+    pub const ALL: [Endpoint; 17] = [
         Self::CompletionMessages,
         Self::Stop,
         Self::AnnotationsList,
@@ -58,6 +62,7 @@ impl Endpoint {
         Self::Parameters,
         Self::Site,
         Self::Meta,
+        Self::FilePreview,
     ];
 
     /// Whether the endpoint acts on the whole Dify app (all its tenants' data), not on one end user.
@@ -82,9 +87,18 @@ impl Endpoint {
             .map_or("GET", |(m, _, _)| *m)
     }
 
-    /// Whether the endpoint answers with a stream (SSE or audio).
+    /// Whether the endpoint answers with a stream (SSE, audio, or a file's bytes).
     pub fn streams(self) -> bool {
-        matches!(self, Self::CompletionMessages | Self::TextToAudio)
+        matches!(
+            self,
+            Self::CompletionMessages | Self::TextToAudio | Self::FilePreview
+        )
+    }
+
+    /// Whether the endpoint is called without tenant credentials: Dify's signed file links, which a
+    /// browser opens as they are (an `<img src>` cannot send a token). No app key goes with them.
+    pub fn public(self) -> bool {
+        self == Self::FilePreview
     }
 
     /// The route template (`http.route` of spans).
@@ -104,6 +118,7 @@ impl Endpoint {
             Self::Parameters => "/v1/parameters",
             Self::Site => "/v1/site",
             Self::Meta => "/v1/meta",
+            Self::FilePreview => "/files/{file_id}/{preview}",
         }
     }
 
@@ -126,6 +141,7 @@ impl Endpoint {
             Self::Parameters => "parameters",
             Self::Site => "site",
             Self::Meta => "meta",
+            Self::FilePreview => "file_preview",
         }
     }
 }
@@ -216,8 +232,34 @@ const TABLE: &[(&str, &[Seg], Endpoint)] = &[
     ("GET", &[Lit("meta")], Endpoint::Meta),
 ];
 
+/// The signed file link shapes Dify serves under `/files/` (exactly these; anything else is 404):
+/// `{uuid}/file-preview`, `{uuid}/image-preview`, `tools/{uuid}.{ext}`; the file id.
+fn file_link(rest: &str) -> Option<String> {
+    match rest.split('/').collect::<Vec<_>>().as_slice() {
+        [id, "file-preview" | "image-preview"] if is_uuid(id) => Some(id.to_ascii_lowercase()),
+        ["tools", name] => {
+            let (id, ext) = name.split_once('.')?;
+            let ext_ok = (1..=16).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric());
+            (is_uuid(id) && ext_ok).then(|| id.to_ascii_lowercase())
+        }
+        _ => None,
+    }
+}
+
 /// Classifies `method` + raw request `path` (no query). Pure; the whole route table lives here.
 pub fn classify(method: &str, path: &str) -> Result<Route, RouteError> {
+    if let Some(rest) = path.strip_prefix("/files/") {
+        let id = file_link(rest).ok_or(RouteError::NotFound)?;
+        return match method {
+            "GET" | "HEAD" => Ok(Route {
+                endpoint: Endpoint::FilePreview,
+                id: Some(id),
+            }),
+            _ => Err(RouteError::MethodNotAllowed {
+                allow: "GET, HEAD, OPTIONS".into(),
+            }),
+        };
+    }
     let rest = path.strip_prefix("/v1/").ok_or(RouteError::NotFound)?;
     if !rest.split('/').all(safe_segment) {
         return Err(RouteError::NotFound);
@@ -360,6 +402,43 @@ mod tests {
                 .as_deref(),
             Some("t1")
         );
+    }
+
+    #[test]
+    fn signed_file_links_take_exactly_difys_shapes() {
+        let id = "0e4f6b70-8c1a-4e1b-9a4e-2f1d5b7c9a01";
+        for p in [
+            format!("/files/{id}/file-preview"),
+            format!("/files/{id}/image-preview"),
+            format!("/files/tools/{id}.png"),
+            format!("/files/{}/file-preview", id.to_uppercase()),
+        ] {
+            let r = classify("GET", &p).unwrap();
+            assert_eq!(
+                (r.endpoint, r.id.as_deref()),
+                (Endpoint::FilePreview, Some(id)),
+                "{p}"
+            );
+            assert!(classify("HEAD", &p).is_ok());
+        }
+        for p in [
+            "/files/upload".to_string(),
+            "/files/x/file-preview".into(),
+            format!("/files/{id}/preview"),
+            format!("/files/{id}"),
+            format!("/files/tools/{id}"),
+            format!("/files/tools/{id}."),
+            format!("/files/tools/{id}.p%6Eg"),
+            format!("/files/{id}/file-preview/"),
+            format!("/files/tools/../{id}/file-preview"),
+        ] {
+            assert_eq!(classify("GET", &p).unwrap_err(), RouteError::NotFound, "{p}");
+        }
+        assert!(matches!(
+            classify("POST", &format!("/files/{id}/file-preview")),
+            Err(RouteError::MethodNotAllowed { .. })
+        ));
+        assert!(Endpoint::FilePreview.public() && !Endpoint::Info.public());
     }
 
     #[test]

@@ -19,7 +19,13 @@ pub struct Entry {
     pub stored_at_ms: u64,
     /// Strong validator derived from the body.
     pub etag: String,
+    /// Dify's headers a page may read ([`KEPT_HEADERS`]), as Dify sent them.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
 }
+
+/// Dify's response headers kept with a cached body (Dify exposes them to pages through CORS).
+pub const KEPT_HEADERS: [&str; 2] = ["x-version", "x-env"];
 
 impl Entry {
     /// An entry for `body` produced at `now_ms`.
@@ -30,7 +36,14 @@ impl Entry {
             body,
             stored_at_ms: now_ms,
             etag,
+            headers: Vec::new(),
         }
+    }
+
+    /// The entry keeping `headers` too.
+    pub fn with_headers(mut self, headers: Vec<(String, String)>) -> Self {
+        self.headers = headers;
+        self
     }
 
     /// Age at `now_ms`.

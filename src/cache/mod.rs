@@ -51,6 +51,8 @@ pub enum Answer {
         served: Served,
         /// Dify's `WWW-Authenticate` on a 401 it gave.
         www_authenticate: Option<String>,
+        /// Dify's headers a page may read.
+        kept: Vec<(String, String)>,
     },
     /// Dify could not be reached and nothing stale was left.
     Failed(FetchError),
@@ -164,6 +166,7 @@ impl MetadataCache {
                     stored: storable(f, self.max_entry_bytes),
                 },
                 www_authenticate: f.header("www-authenticate").map(str::to_string),
+                kept: kept_headers(f),
             },
             (Err(_), Some(e)) => serve(&e, now, Served::StaleIfError { status: 0 }),
             (Err(err), None) => Answer::Failed(err.clone()),
@@ -208,7 +211,7 @@ impl MetadataCache {
                 && let Ok(body) = String::from_utf8(f.body.to_vec())
             {
                 let ctype = f.header("content-type").unwrap_or_default().to_string();
-                let entry = Arc::new(Entry::new(ctype, body, now_ms()));
+                let entry = Arc::new(Entry::new(ctype, body, now_ms()).with_headers(kept_headers(f)));
                 me.l1.insert(key, entry.clone());
                 if let Some(l2) = &me.l2 {
                     let keep = me.policies[key.endpoint.index()].keep();
@@ -296,7 +299,16 @@ fn serve(e: &Entry, now: u64, served: Served) -> Answer {
         cached: Some((e.etag.clone(), e.age(now).as_secs())),
         served,
         www_authenticate: None,
+        kept: e.headers.clone(),
     }
+}
+
+/// Dify's headers of `f` that are kept with a cached answer.
+fn kept_headers(f: &Fetched) -> Vec<(String, String)> {
+    entry::KEPT_HEADERS
+        .iter()
+        .filter_map(|h| Some((h.to_string(), f.header(h)?.to_string())))
+        .collect()
 }
 
 /// The hex form of an app hash, as invalidation messages carry it.

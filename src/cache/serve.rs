@@ -64,6 +64,7 @@ pub async fn answer_from_cache(
             cached,
             served,
             www_authenticate,
+            kept,
         } => {
             let head = Head {
                 status,
@@ -72,6 +73,7 @@ pub async fn answer_from_cache(
                 served: &served,
                 www_authenticate,
                 ratelimit,
+                kept: &kept,
             };
             write(session, &head, body, request_id).await?;
             Ok(CacheOutcome {
@@ -91,6 +93,7 @@ struct Head<'a> {
     served: &'a Served,
     www_authenticate: Option<String>,
     ratelimit: Option<&'a str>,
+    kept: &'a [(String, String)],
 }
 
 /// Writes the answer. Dify's CORS setup allows every origin; the gateway answers the same way, since
@@ -102,7 +105,7 @@ async fn write(session: &mut Session, h: &Head<'_>, body: Bytes, request_id: &st
         matches!((&h.cached, if_none_match), (Some((etag, _)), Some(inm)) if etag_matches(inm, etag));
     let head_only = req.method == http::Method::HEAD || not_modified;
     let origin = req.headers.get("origin").cloned();
-    let mut resp = ResponseHeader::build(if not_modified { 304 } else { h.status }, Some(10))?;
+    let mut resp = ResponseHeader::build(if not_modified { 304 } else { h.status }, Some(12))?;
     if !h.content_type.is_empty() {
         resp.insert_header("content-type", h.content_type)?;
     }
@@ -120,6 +123,9 @@ async fn write(session: &mut Session, h: &Head<'_>, body: Bytes, request_id: &st
     }
     if let Some(r) = h.ratelimit {
         resp.insert_header("ratelimit", r)?;
+    }
+    for (name, value) in h.kept {
+        resp.append_header(name.clone(), value.as_str())?;
     }
     cors::add(&mut resp, origin.as_ref())?;
     session.write_response_header(Box::new(resp), head_only).await?;

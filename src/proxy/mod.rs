@@ -82,6 +82,11 @@ impl ProxyHttp for Gateway {
         if self.limit(session, ctx).await? == Flow::Answered {
             return Ok(true);
         }
+        if ctx.route.as_ref().is_some_and(|r| r.endpoint.public()) {
+            // A signed file link: its bytes pass through as they come, under the stream timeout.
+            ctx.stream.expects = true;
+            return Ok(false);
+        }
         let (Some(route), Some(caller)) = (&ctx.route, ctx.caller.as_mut()) else {
             return Ok(true);
         };
@@ -106,9 +111,11 @@ impl ProxyHttp for Gateway {
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(api_key) = ctx.api_key() else {
+        let public = ctx.route.as_ref().is_some_and(|r| r.endpoint.public());
+        let api_key = ctx.api_key();
+        if api_key.is_none() && !public {
             return Err(Error::explain(ErrorType::InternalError, "no app resolved"));
-        };
+        }
         let out = Outgoing {
             api_key,
             request_id: &ctx.request_id,

@@ -88,13 +88,16 @@ impl From<&GatewayError> for LocalAnswer {
 /// Writes `answer` as the whole response, then drains what is left of the request body for at
 /// most [`LINGER`]. The connection is not reused.
 pub async fn send(session: &mut Session, answer: &LocalAnswer, request_id: &str) -> pingora::Result<()> {
-    let mut resp = ResponseHeader::build(answer.status, Some(4 + answer.headers.len()))?;
+    let mut resp = ResponseHeader::build(answer.status, Some(7 + answer.headers.len()))?;
     resp.insert_header("content-type", "application/json")?;
     resp.insert_header("content-length", answer.body.len().to_string())?;
     resp.insert_header("x-request-id", request_id)?;
     for (k, v) in &answer.headers {
         resp.insert_header(*k, v.as_str())?;
     }
+    // A page's fetch() can read the gateway's own answers as it reads Dify's.
+    let origin = session.req_header().headers.get(http::header::ORIGIN).cloned();
+    cors::add(&mut resp, origin.as_ref())?;
     session.set_keepalive(None);
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(resp), head_only).await?;

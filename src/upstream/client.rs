@@ -62,7 +62,7 @@ impl DifyClient {
     fn request(&self, call: &Call<'_>) -> pingora::Result<RequestHeader> {
         let mut req = RequestHeader::build(call.method, call.path.as_bytes(), None)?;
         let fwd = Forwarding {
-            api_key: call.api_key,
+            api_key: Some(call.api_key),
             client_ip: None,
             peer_trusted: false,
             proto: "http",

@@ -12,8 +12,8 @@ use pingora::{Error, ErrorType};
 
 /// What the rewrite of one request needs to know.
 pub struct Outgoing<'a> {
-    /// The app key Dify sees.
-    pub api_key: &'a Secret,
+    /// The app key Dify sees (none for a signed file link).
+    pub api_key: Option<&'a Secret>,
     /// The request id.
     pub request_id: &'a str,
     /// The body was read before connecting and is replayed whole: no `Expect` any more.
@@ -50,7 +50,7 @@ impl Upstream {
         let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let fwd = Forwarding {
-            api_key: out.api_key.expose(),
+            api_key: out.api_key.map(Secret::expose),
             client_ip,
             peer_trusted: client_ip.is_some_and(|ip| out.trusted_proxies.iter().any(|c| c.contains(ip))),
             proto: if tls { "https" } else { "http" },

@@ -40,8 +40,9 @@ const FORWARDING: &[&str] = &[
 
 /// What the rewrite needs to know about the call.
 pub struct Forwarding<'a> {
-    /// The Dify app key of the resolved app.
-    pub api_key: &'a str,
+    /// The Dify app key of the resolved app (`None`: a signed file link, which goes with no
+    /// credentials at all).
+    pub api_key: Option<&'a str>,
     /// The peer's address (the client, or a proxy in front of the gateway).
     pub client_ip: Option<IpAddr>,
     /// The peer is one of `server.trusted_proxies`: the `X-Forwarded-For` it sent is kept.
@@ -79,11 +80,19 @@ pub fn rewrite_request(
         .map_err(|_| pingora::Error::explain(pingora::ErrorType::InternalError, "bad upstream path"))?;
     req.set_uri(uri);
     req.insert_header(http::header::HOST, up.authority.as_str())?;
-    let mut auth = http::HeaderValue::try_from(format!("Bearer {}", fwd.api_key)).map_err(|_| {
-        pingora::Error::explain(pingora::ErrorType::InternalError, "app key is not a header value")
-    })?;
-    auth.set_sensitive(true);
-    req.insert_header(http::header::AUTHORIZATION, auth)?;
+    match fwd.api_key {
+        Some(key) => {
+            let mut auth = http::HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| {
+                pingora::Error::explain(pingora::ErrorType::InternalError, "app key is not a header value")
+            })?;
+            auth.set_sensitive(true);
+            req.insert_header(http::header::AUTHORIZATION, auth)?;
+        }
+        None => {
+            req.remove_header(&http::header::AUTHORIZATION);
+            req.remove_header(&http::header::COOKIE);
+        }
+    }
     if let Some(ip) = fwd.client_ip {
         let xff = match chain {
             Some(prev) => format!("{prev}, {ip}"),
@@ -149,7 +158,7 @@ mod tests {
             req.append_header(k, v).unwrap();
         }
         let fwd = Forwarding {
-            api_key: "app-key",
+            api_key: Some("app-key"),
             client_ip: "127.0.0.9".parse().ok(),
             peer_trusted: true,
             proto: "http",
@@ -167,6 +176,32 @@ mod tests {
             assert!(h(gone).is_none(), "{gone} still present");
         }
         assert_eq!(req.uri.to_string(), "/dify/v1/completion-messages?x=1");
+    }
+
+    #[test]
+    fn a_signed_file_link_goes_without_any_credentials() {
+        let mut req = RequestHeader::build(
+            "GET",
+            b"/files/x/file-preview?timestamp=1&nonce=n&sign=s%3D",
+            None,
+        )
+        .unwrap();
+        req.append_header("authorization", "Bearer tenant.jwt.here")
+            .unwrap();
+        req.append_header("cookie", "session=abc").unwrap();
+        let fwd = Forwarding {
+            api_key: None,
+            client_ip: None,
+            peer_trusted: false,
+            proto: "http",
+            request_id: "rid-2",
+        };
+        rewrite_request(&mut req, &settings(""), &fwd).unwrap();
+        assert!(req.headers.get("authorization").is_none() && req.headers.get("cookie").is_none());
+        assert_eq!(
+            req.uri.to_string(),
+            "/files/x/file-preview?timestamp=1&nonce=n&sign=s%3D"
+        );
     }
 }
 
@@ -198,7 +233,7 @@ mod forwarding_tests {
             req.append_header(k.to_string(), *v).unwrap();
         }
         let fwd = Forwarding {
-            api_key: "k",
+            api_key: Some("k"),
             client_ip: "192.0.2.7".parse().ok(),
             peer_trusted: trusted,
             proto: "https",

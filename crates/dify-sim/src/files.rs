@@ -10,7 +10,6 @@ use crate::UploadRecord;
 use crate::json::{ApiError, restx};
 use crate::routes::Req;
 use crate::state::{AppEntry, DEFAULT_USER, Shared, new_uuid, unix_now};
-use crate::tts::base64;
 use crate::validate::{mimetype, user_from_value};
 
 /// A multipart part with a `filename` (werkzeug puts those in `request.files`).
@@ -96,13 +95,20 @@ pub(crate) async fn upload(shared: &Shared, app: &AppEntry, req: &Req) -> Result
         "created_by": end_user_id,
         "created_at": created_at,
         "preview_url": null,
-        "source_url": signed_url(shared, &id, created_at),
+        "source_url": crate::previews::signed_url(shared, &id, false),
         "original_url": null,
         "user_id": null,
         "tenant_id": shared.tenant_id,
         "conversation_id": null,
         "file_key": null,
     });
+    let stored = crate::previews::StoredFile {
+        name: name.clone(),
+        extension: extension.clone(),
+        mime_type: file.mimetype.clone(),
+        data: file.data.clone(),
+    };
+    shared.db.lock().files.insert(id.clone(), stored);
     shared.db.lock().uploads.push(UploadRecord {
         file_id: id,
         key: app.key.clone(),
@@ -193,21 +199,6 @@ fn check_size(extension: &str, size: usize) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-/// A FILES_URL-style signed preview link (points at the simulator; not served).
-fn signed_url(shared: &Shared, id: &str, timestamp: u64) -> String {
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let sign = base64(format!("{id}|{timestamp}|{nonce}").as_bytes())
-        .chars()
-        .take(43)
-        .collect::<String>()
-        .replace('+', "-")
-        .replace('/', "_");
-    format!(
-        "http://{}/files/{id}/file-preview?timestamp={timestamp}&nonce={nonce}&sign={sign}%3D",
-        shared.addr
-    )
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ mod feedback;
 mod files;
 mod generator;
 mod json;
+mod previews;
 mod pydantic;
 mod pyrepr;
 mod routes;
@@ -63,6 +64,8 @@ pub struct SimConfig {
     pub concurrency_limit_as_429: bool,
     /// Latency of `/info`, `/parameters`, `/site` and `/meta` (Dify reads them from its database).
     pub metadata_delay: Duration,
+    /// Dify's `SECRET_KEY`, which signs file links.
+    pub secret_key: String,
 }
 
 impl Default for SimConfig {
@@ -77,6 +80,7 @@ impl Default for SimConfig {
             concurrency_limit: None,
             concurrency_limit_as_429: false,
             metadata_delay: Duration::ZERO,
+            secret_key: "sim-secret-key-signing-file-links".into(),
         }
     }
 }
@@ -196,6 +200,21 @@ impl Simulator {
         self.shared
             .healthy
             .store(healthy, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Sets Dify's `FILES_URL` (the origin of the signed file links it hands out), e.g. the gateway's.
+    pub fn set_files_url(&self, url: &str) {
+        *self.shared.files_url.lock() = Some(url.trim_end_matches('/').to_string());
+    }
+
+    /// Stores a file as a tool would produce it; the path and query of its signed link.
+    pub fn add_tool_file(&self, data: &[u8], mime_type: &str, extension: &str) -> String {
+        previews::add_tool_file(&self.shared, data, mime_type, extension)
+    }
+
+    /// A signed `image-preview` link (absolute, on `FILES_URL`) of an uploaded file.
+    pub fn image_preview_url(&self, file_id: &str) -> String {
+        previews::signed_url(&self.shared, file_id, true)
     }
 
     /// Every request received, in arrival order.

@@ -14,7 +14,9 @@ use crate::json::{ApiError, raw_response};
 use crate::pyrepr::{py_str, truthy};
 use crate::state::AppEntry;
 use crate::state::Shared;
-use crate::{RecordedRequest, annotations, app_meta, auth, completion, feedback, files, tts, validate};
+use crate::{
+    RecordedRequest, annotations, app_meta, auth, completion, feedback, files, previews, tts, validate,
+};
 
 /// Bodies above this get nginx's 413 (`client_max_body_size 100M` plus multipart overhead).
 const MAX_BODY: usize = 100 * 1024 * 1024 + 64 * 1024;
@@ -61,6 +63,10 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
     };
     let mut resp = respond(&shared, &route, &req).await;
     add_cors(&mut resp, &req);
+    // Dify's after_request adds these to every answer.
+    let h = resp.headers_mut();
+    h.insert("x-version", HeaderValue::from_static("1.14.1"));
+    h.insert("x-env", HeaderValue::from_static("PRODUCTION"));
     resp
 }
 
@@ -97,8 +103,13 @@ async fn respond(shared: &Arc<Shared>, route: &Route, req: &Req) -> Response {
 }
 
 async fn handle(shared: &Arc<Shared>, route: &Route, req: &Req) -> Result<Response, ApiError> {
-    if let Route::Welcome = route {
-        return Ok(app_meta::welcome());
+    match route {
+        Route::Welcome => return Ok(app_meta::welcome()),
+        // Signed links: the signature is the authorization; no app key.
+        Route::FilePreview(id) => return previews::serve(shared, &previews::Kind::File, id, req),
+        Route::ImagePreview(id) => return previews::serve(shared, &previews::Kind::Image, id, req),
+        Route::ToolFile(id) => return previews::serve(shared, &previews::Kind::Tool, id, req),
+        _ => {}
     }
     let app = auth::authenticate(shared, req.headers())?;
     forced_status(req.headers())?;
@@ -129,6 +140,7 @@ async fn handle(shared: &Arc<Shared>, route: &Route, req: &Req) -> Result<Respon
         Route::Meta => Ok(app_meta::meta()),
         Route::ChatPost => chat_only(req, true),
         Route::ChatGet => chat_only(req, false),
+        Route::FilePreview(_) | Route::ImagePreview(_) | Route::ToolFile(_) => Err(ApiError::html_404()),
     }
 }
 
@@ -308,11 +320,29 @@ pub(crate) enum Route {
     Meta,
     ChatPost,
     ChatGet,
+    /// `/files/<uuid>/file-preview`.
+    FilePreview(String),
+    /// `/files/<uuid>/image-preview`.
+    ImagePreview(String),
+    /// `/files/tools/<uuid>.<extension>`.
+    ToolFile(String),
 }
 
 impl Route {
     /// Flask URL matching under `/v1`; `<uuid:...>` segments must be hyphenated UUIDs.
     pub fn parse(path: &str) -> Option<Route> {
+        if let Some(files) = path.strip_prefix("/files/") {
+            return match files.split('/').collect::<Vec<_>>().as_slice() {
+                [id, "file-preview"] => Some(Route::FilePreview(uuid_seg(id)?)),
+                [id, "image-preview"] => Some(Route::ImagePreview(uuid_seg(id)?)),
+                ["tools", name] => {
+                    let (id, ext) = name.split_once('.')?;
+                    (!ext.is_empty() && !ext.contains('/')).then_some(())?;
+                    Some(Route::ToolFile(uuid_seg(id)?))
+                }
+                _ => None,
+            };
+        }
         let rest = path.strip_prefix("/v1/")?;
         let segs: Vec<&str> = rest.split('/').collect();
         let route = match segs.as_slice() {
@@ -354,7 +384,10 @@ impl Route {
             | Route::Site
             | Route::Meta
             | Route::ReplyStatus(..)
-            | Route::ChatGet => &["GET"],
+            | Route::ChatGet
+            | Route::FilePreview(_)
+            | Route::ImagePreview(_)
+            | Route::ToolFile(_) => &["GET"],
             Route::Annotations => &["GET", "POST"],
             Route::Annotation(_) => &["PUT", "DELETE"],
             _ => &["POST"],
@@ -412,6 +445,11 @@ fn percent_decode(s: &str, plus_space: bool) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A query string piece, percent-decoded (`+` is a space).
+pub(crate) fn query_decode(s: &str) -> String {
+    percent_decode(s, true)
 }
 
 fn decode(seg: &str) -> String {

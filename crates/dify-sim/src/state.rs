@@ -119,6 +119,10 @@ pub(crate) struct Db {
     pub annotations: Vec<AnnotationRec>,
     pub jobs: HashMap<String, JobRec>,
     pub uploads: Vec<UploadRecord>,
+    /// Uploaded files by id (served by the signed file links).
+    pub files: HashMap<String, crate::previews::StoredFile>,
+    /// Files tools produced, by id.
+    pub tool_files: HashMap<String, crate::previews::StoredFile>,
     pub active: HashMap<String, usize>,
     pub annotation_settings: HashMap<String, AnnotationSetting>,
 }
@@ -149,9 +153,19 @@ pub(crate) struct Shared {
     pub body_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// `GET /health` answers 200 (else 503).
     pub healthy: std::sync::atomic::AtomicBool,
+    /// Dify's `FILES_URL`: the origin signed file links point at (default: the simulator's own).
+    pub files_url: Mutex<Option<String>>,
 }
 
 impl Shared {
+    /// The origin signed file links point at.
+    pub fn files_url(&self) -> String {
+        self.files_url
+            .lock()
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.addr))
+    }
+
     pub fn new(cfg: SimConfig, addr: SocketAddr) -> Self {
         let apps = cfg
             .apps
@@ -170,6 +184,7 @@ impl Shared {
             addr,
             db: Mutex::new(Db::default()),
             body_bytes: Default::default(),
+            files_url: Mutex::new(None),
             healthy: std::sync::atomic::AtomicBool::new(true),
         }
     }
