@@ -41,6 +41,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod limits;
+pub mod listen;
 pub mod outbound;
 pub mod ownership;
 pub mod proxy;

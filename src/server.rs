@@ -22,6 +22,8 @@ use crate::cache::MetadataCache;
 use crate::cache::key::Cached;
 use crate::config::{ServerSettings, Settings, Source, StreamSettings};
 use crate::limits::Limiter;
+use crate::listen::hygiene::Hygiene;
+use crate::listen::tls::{Certs, Resolver as CertResolver};
 use crate::ownership::Ownership;
 use crate::proxy::Gateway;
 use crate::redis::RedisTier;
@@ -40,6 +42,7 @@ use crate::telemetry::trace::Otel;
 use crate::tenancy::Tenancy;
 use crate::upstream::{DifyClient, Upstream};
 use crate::{cache, redis};
+use pingora::proxy::HttpProxy;
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
@@ -126,7 +129,7 @@ fn parts(settings: Settings, store: Option<StoreStart>) -> Result<(Parts, Rest),
     let m = metrics.clone();
     let jwks = Jwks::observed(Box::new(move |ok| m.jwks_fetch(if ok { "ok" } else { "failed" })));
     let auth = Arc::new(Authenticator::with_jwks(token_cache_entries, jwks));
-    let upstream = Arc::new(Upstream::new(upstream));
+    let upstream = Arc::new(Upstream::new(upstream, Box::new(metrics.clone())));
     let client = Arc::new(DifyClient::new(upstream.clone()));
     let otel = match &telemetry.otlp_endpoint {
         Some(e) => Some(Arc::new(
@@ -231,9 +234,7 @@ pub fn build(
         otel: p.otel.clone(),
         requests: p.requests.clone(),
     };
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "dify-gateway");
-    proxy.add_tcp(&rest.server.listen.to_string());
+    let (proxy, certs) = tenant_listener(&server, gateway, &rest.server)?;
     let admin_app = AdminApp {
         registry: p.registry.clone(),
         upstream: p.upstream.clone(),
@@ -251,12 +252,51 @@ pub fn build(
     admin.add_tcp(&rest.server.admin_listen.to_string());
     server.add_service(proxy);
     server.add_service(admin);
-    add_background(&mut server, &rest, &p, source);
+    add_background(&mut server, &rest, &p, source, certs);
     Ok(server)
 }
 
+/// The tenant-facing service.
+type TenantService = Service<Hygiene<HttpProxy<Gateway>>>;
+
+/// The tenant-facing service: the proxy behind connection hygiene, on TCP or TLS (HTTP/2 by ALPN,
+/// the certificate re-read on SIGHUP through the returned [`Certs`]).
+fn tenant_listener(
+    server: &Server,
+    gateway: Gateway,
+    s: &ServerSettings,
+) -> Result<(TenantService, Option<Arc<Certs>>), String> {
+    let mut proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut options = pingora::apps::HttpServerOptions::default();
+    options.h2_idle_timeout = Some(s.keepalive_timeout);
+    proxy.server_options = Some(options);
+    let hygiene = Hygiene {
+        inner: Arc::new(proxy),
+        keepalive: s.keepalive_timeout,
+        header: s.header_timeout,
+    };
+    let mut service = Service::new("dify-gateway".to_string(), hygiene);
+    let listen = s.listen.to_string();
+    let Some((cert, key)) = &s.tls else {
+        service.add_tcp(&listen);
+        return Ok((service, None));
+    };
+    let certs = Arc::new(Certs::load(cert, key)?);
+    let mut tls = pingora::listeners::tls::TlsSettings::intermediate(cert, key).map_err(|e| e.to_string())?;
+    tls.set_cert_resolver(Arc::new(CertResolver(certs.clone())));
+    tls.enable_h2();
+    service.add_tls_with_settings(&listen, None, tls);
+    Ok((service, Some(certs)))
+}
+
 /// The services beside the request flow.
-fn add_background(server: &mut Server, rest: &Rest, p: &Parts, source: Option<Source>) {
+fn add_background(
+    server: &mut Server,
+    rest: &Rest,
+    p: &Parts,
+    source: Option<Source>,
+    certs: Option<Arc<Certs>>,
+) {
     let grace = rest.server.grace_period;
     let stops = ShutdownStops {
         streams: p.active.clone(),
@@ -273,6 +313,7 @@ fn add_background(server: &mut Server, rest: &Rest, p: &Parts, source: Option<So
     if let Some(source) = source {
         let reloader = Reloader {
             source,
+            certs,
             tenancy: p.tenancy.clone(),
             metrics: p.metrics.clone(),
         };
@@ -311,10 +352,5 @@ fn add_background(server: &mut Server, rest: &Rest, p: &Parts, source: Option<So
         };
         server.add_service(background_service("redis sync", sync));
     }
-    if p.upstream.needs_refresh() {
-        server.add_service(background_service(
-            "upstream resolver",
-            Resolver(p.upstream.clone()),
-        ));
-    }
+    server.add_service(background_service("upstream pool", Resolver(p.upstream.clone())));
 }

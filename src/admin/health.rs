@@ -10,17 +10,12 @@ use std::time::Duration;
 const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl AdminApp {
-    /// `/readyz`: 200 when Dify accepts a connection and, with a store, its tenants have been read;
+    /// `/readyz`: 200 while a Dify replica is healthy (without health checks: accepts a connection)
+    /// and, with a store, its tenants have been read;
     /// else 503. The body says which part is missing; a store that stops answering after it was
     /// read is reported but keeps the gateway ready (it serves the last snapshot).
     pub(super) async fn ready(&self) -> Response<Vec<u8>> {
-        let reachable = match self.upstream.addr() {
-            Some(addr) => matches!(
-                tokio::time::timeout(READY_PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await,
-                Ok(Ok(_))
-            ),
-            None => false,
-        };
+        let reachable = self.upstream.ready(READY_PROBE_TIMEOUT).await;
         let (store, store_ready) = match &self.store {
             None => ("none", true),
             Some(_) if !self.tenancy.has_store_data() => ("unreachable", false),

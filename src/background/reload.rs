@@ -2,7 +2,8 @@
 //! and validated again; if it is sound, its tenants, apps, JWT keys and key sets replace what the
 //! file declared before (the store's tenants stay), and the snapshot is rebuilt at once (requests
 //! in flight keep the one they loaded); if not, the old one stays and every problem is logged.
-//! Listeners, the upstream, the store, the cache and the rest need a restart.
+//! The tenant listener's TLS certificate is read again too. Listeners, the upstream, the store, the
+//! cache and the rest need a restart.
 
 use crate::config::{ProcessEnv, Source};
 use crate::telemetry::Metrics;
@@ -22,13 +23,24 @@ pub struct Reloader {
     pub source: Source,
     /// What a reload replaces.
     pub tenancy: Arc<Tenancy>,
+    /// The tenant listener's certificate, read again on each reload.
+    pub certs: Option<Arc<crate::listen::tls::Certs>>,
     /// `config_reloads_total`.
     pub metrics: Metrics,
 }
 
 impl Reloader {
-    /// Reads and applies the file once; returns whether it was applied.
+    /// Reads and applies the file (and the TLS certificate) once; returns whether the file was
+    /// applied.
     pub fn reload(&self) -> bool {
+        if let Some(certs) = &self.certs {
+            match certs.reload() {
+                Ok(()) => tracing::info!(message = "TLS certificate reloaded."),
+                Err(e) => {
+                    tracing::warn!(message = "TLS certificate reload failed; the old one stays.", error = %e)
+                }
+            }
+        }
         match self.source.load(&ProcessEnv) {
             Ok(settings) => {
                 self.tenancy.set_declared(settings.declared);

@@ -1,15 +1,12 @@
-//! Re-resolves a host-name upstream (beside the request flow) so that a moved Dify is followed
-//! without a restart.
+//! Keeps the pool of Dify replicas current (beside the request flow): host names are resolved again
+//! every `upstream.resolve_interval` (a Kubernetes headless Service's pods come and go), and every
+//! replica is health-checked every `upstream.health_check_interval`.
 
 use crate::upstream::Upstream;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// How often a host-name upstream is re-resolved.
-const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 
 /// The background service.
 pub struct Resolver(pub Arc<Upstream>);
@@ -17,13 +14,21 @@ pub struct Resolver(pub Arc<Upstream>);
 #[async_trait]
 impl BackgroundService for Resolver {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        let s = self.0.settings();
+        let (resolve_every, check_every) = (s.resolve_interval, s.health_check_interval);
+        let names = self.0.needs_refresh();
+        let out = crate::outbound::Outbound::default();
+        let mut next_resolve = tokio::time::Instant::now() + resolve_every;
         loop {
+            self.0.check_all(&out).await;
             tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = tokio::time::sleep(RESOLVE_EVERY) => {
-                    let up = self.0.clone();
-                    let _ = tokio::task::spawn_blocking(move || up.refresh()).await;
-                }
+                () = tokio::time::sleep(check_every) => {}
+            }
+            if names && tokio::time::Instant::now() >= next_resolve {
+                let up = self.0.clone();
+                let _ = tokio::task::spawn_blocking(move || up.refresh()).await;
+                next_resolve = tokio::time::Instant::now() + resolve_every;
             }
         }
     }

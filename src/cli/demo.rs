@@ -87,9 +87,9 @@ fn with_store_and_admin(s: &mut Settings) -> Result<String, String> {
 }
 
 fn sim_addr(s: &Settings) -> Option<SocketAddr> {
-    let ip: std::net::IpAddr = s.upstream.host.parse().ok()?;
-    (!s.upstream.tls && ip.is_loopback() && s.upstream.base_path.is_empty())
-        .then(|| SocketAddr::new(ip, s.upstream.port))
+    let o = s.upstream.origin();
+    let ip: std::net::IpAddr = o.host.parse().ok()?;
+    (!o.tls && ip.is_loopback() && o.base_path.is_empty()).then(|| SocketAddr::new(ip, o.port))
 }
 
 /// One simulated Dify app per distinct configured key.
@@ -174,7 +174,7 @@ fn banner(s: &Settings, admin_token: &str) -> Result<String, String> {
             .store
             .as_ref()
             .map_or("none", |_| "SQLite in a temporary folder"),
-        up = s.upstream.authority,
+        up = s.upstream.origin().authority,
         t = tenant.id,
         a = app.name,
     ))

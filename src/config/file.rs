@@ -55,6 +55,14 @@ pub struct ServerSection {
     /// Proxies in front of the gateway (addresses or CIDR networks) whose `X-Forwarded-For` is kept;
     /// from anyone else it is replaced by the peer's address.
     pub trusted_proxies: Vec<String>,
+    /// An idle client connection is closed after this, authenticated or not.
+    pub keepalive_timeout: String,
+    /// A request head not complete within this is answered 408 and the connection closed.
+    pub header_timeout: String,
+    /// PEM certificate chain of the tenant listener (with `tls_key_file`: HTTPS, HTTP/1.1 and HTTP/2).
+    pub tls_cert_file: Option<String>,
+    /// PEM private key of the tenant listener.
+    pub tls_key_file: Option<String>,
 }
 
 impl Default for ServerSection {
@@ -68,6 +76,10 @@ impl Default for ServerSection {
             pid_file: None,
             upgrade_sock: None,
             trusted_proxies: Vec::new(),
+            keepalive_timeout: "60s".into(),
+            header_timeout: "10s".into(),
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -90,6 +102,16 @@ pub struct UpstreamSection {
     pub pool_idle_timeout: String,
     /// Check the upstream's TLS certificate and host name (https only).
     pub verify_tls: bool,
+    /// A pool of Dify replicas (exclusive with `url`).
+    pub urls: Vec<String>,
+    /// Host names are resolved again this often (a Kubernetes headless Service).
+    pub resolve_interval: String,
+    /// Dify's liveness endpoint for active health checks; "" = none.
+    pub health_check_path: String,
+    /// How often each replica is checked.
+    pub health_check_interval: String,
+    /// Requests in flight per replica at most; 0 = no cap.
+    pub max_inflight_per_replica: usize,
 }
 
 impl Default for UpstreamSection {
@@ -102,6 +124,11 @@ impl Default for UpstreamSection {
             stream_idle_timeout: "60s".into(),
             pool_idle_timeout: "60s".into(),
             verify_tls: true,
+            urls: Vec::new(),
+            resolve_interval: "10s".into(),
+            health_check_path: "/health".into(),
+            health_check_interval: "5s".into(),
+            max_inflight_per_replica: 0,
         }
     }
 }

@@ -74,11 +74,17 @@ pub struct ServerSettings {
     pub upgrade_sock: String,
     /// Peers whose `X-Forwarded-For` is kept (load balancers in front of the gateway).
     pub trusted_proxies: Vec<cidr::Cidr>,
+    /// Idle client connections close after this.
+    pub keepalive_timeout: Duration,
+    /// Request heads must complete within this (else 408).
+    pub header_timeout: Duration,
+    /// `(certificate chain, key)` files of HTTPS on the tenant listener.
+    pub tls: Option<(String, String)>,
 }
 
-/// `[upstream]`, typed.
-#[derive(Debug, Clone)]
-pub struct UpstreamSettings {
+/// One Dify origin of `upstream.url` / `upstream.urls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
     /// `https` origin.
     pub tls: bool,
     /// Host name or IP literal (no brackets).
@@ -89,7 +95,21 @@ pub struct UpstreamSettings {
     pub authority: String,
     /// Path prefix before `/v1` (empty or starting with `/`, no trailing `/`).
     pub base_path: String,
-    /// Connect (and TLS handshake) timeout.
+}
+
+impl Origin {
+    /// Whether the host is a name (resolved, and re-resolved every `resolve_interval`).
+    pub fn is_name(&self) -> bool {
+        self.host.parse::<std::net::IpAddr>().is_err()
+    }
+}
+
+/// `[upstream]`, typed.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// The origins of the pool (`url`, or each of `urls`); a name may stand for several replicas.
+    pub origins: Vec<Origin>,
+    /// Connect (and TLS handshake) timeout; also the longest wait for a replica below its cap.
     pub connect_timeout: Duration,
     /// Per-read timeout, response head included.
     pub read_timeout: Duration,
@@ -101,6 +121,30 @@ pub struct UpstreamSettings {
     pub pool_idle_timeout: Duration,
     /// Verify TLS certificates and host names.
     pub verify_tls: bool,
+    /// How often host names are resolved again.
+    pub resolve_interval: Duration,
+    /// Path of the active health check (`None`: no active checks).
+    pub health_check_path: Option<String>,
+    /// How often every replica is checked.
+    pub health_check_interval: Duration,
+    /// Requests in flight per replica at most (0: no cap).
+    pub max_inflight_per_replica: usize,
+}
+
+impl UpstreamSettings {
+    /// The first origin (the one `upstream.url` names).
+    pub fn origin(&self) -> &Origin {
+        static NONE: std::sync::OnceLock<Origin> = std::sync::OnceLock::new();
+        self.origins.first().unwrap_or_else(|| {
+            NONE.get_or_init(|| Origin {
+                tls: false,
+                host: String::new(),
+                port: 0,
+                authority: String::new(),
+                base_path: String::new(),
+            })
+        })
+    }
 }
 
 /// `[streams]`, typed.

@@ -14,6 +14,7 @@ use crate::secret::Secret;
 use crate::stream::{For, Observation, StreamState};
 use crate::telemetry::finished::{Finished, UsageFacts};
 use crate::telemetry::spans::Traces;
+use crate::upstream::pingora::Held;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,6 +30,9 @@ pub struct RequestCtx {
     pub caller: Option<Caller>,
     /// The claim on the tenant's limits, released when the request ends (limits).
     pub limit: Option<Grant>,
+    /// The Dify replica it goes to (in flight there until the request ends), and those that
+    /// refused it (upstream).
+    pub upstream: Held,
     /// The request body on its way to Dify (scope).
     pub body: BodyState,
     /// Dify's response as it passes (stream).
@@ -74,6 +78,7 @@ impl RequestCtx {
             route: None,
             caller: None,
             limit: None,
+            upstream: Held::default(),
             body: BodyState::default(),
             stream: StreamState::default(),
             timing: Timing {

@@ -17,7 +17,7 @@ use crate::config::cidr::Cidr;
 use crate::limits::{self, Limiter};
 use crate::ownership::Ownership;
 use crate::ownership::guard::{guard_message, guard_path};
-use crate::respond::{self, Flow, LocalAnswer};
+use crate::respond::{self, Flow, LocalAnswer, UpstreamFailure};
 use crate::scope::pingora::{BodyLimits, BodyRefused, filter_body, plan_body};
 use crate::stream::Streams;
 use crate::stream::mode::expects_stream;
@@ -102,7 +102,22 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        self.upstream.peer_for(ctx.stream.expects)
+        self.upstream
+            .peer_for(&mut ctx.upstream, ctx.stream.expects)
+            .await
+    }
+
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let replayable = !session.as_ref().retry_buffer_truncated();
+        self.upstream
+            .connect_failed(&mut ctx.upstream, peer, &mut e, replayable);
+        e
     }
 
     async fn upstream_request_filter(
@@ -122,6 +137,7 @@ impl ProxyHttp for Gateway {
             body_read_early: ctx.body.read_early,
             body_rewritten: ctx.body.plan.rewrites(),
             trusted_proxies: &self.trusted_proxies,
+            lease: ctx.upstream.lease.as_ref(),
         };
         self.upstream.rewrite_head(session, req, &out)?;
         ctx.timing.upstream_start = Some(Instant::now());
@@ -253,8 +269,22 @@ impl ProxyHttp for Gateway {
             e.map(|e| e.etype().as_str()),
         );
         self.metrics.record_finished(&done);
-        let dify = self.upstream.settings();
-        ctx.trace.end(&done, (&dify.host, dify.port));
+        let replica = ctx.upstream.lease.as_ref().map(|l| l.replica().clone());
+        if let Some(r) = &replica
+            && ctx.timing.upstream_start.is_some()
+        {
+            self.metrics.upstream_request(&r.label, status);
+        }
+        let dify = replica.map_or_else(
+            || {
+                (
+                    self.upstream.settings().origin().host.clone(),
+                    self.upstream.settings().origin().port,
+                )
+            },
+            |r| (r.addr.ip().to_string(), r.addr.port()),
+        );
+        ctx.trace.end(&done, (&dify.0, dify.1));
         access::log(&done, ctx.trace.trace_id());
         if let Some(grant) = grant {
             let produced = done.first_token.is_some();
@@ -317,7 +347,11 @@ impl Gateway {
             ctx.outcome.upstream_failure = Some(f);
             self.metrics.upstream_error(f.label());
         }
-        answer.as_ref().map(LocalAnswer::from)
+        let mut answer = answer.as_ref().map(LocalAnswer::from);
+        if let (Some(a), Some(UpstreamFailure::Saturated)) = (answer.as_mut(), failure) {
+            a.headers.push(("retry-after", "1".into()));
+        }
+        answer
     }
 
     /// A client's own stop that reached Dify and that Dify accepted is counted (`logging`); one

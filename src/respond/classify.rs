@@ -20,17 +20,32 @@ pub enum UpstreamFailure {
     Broken,
     /// Name resolution failed.
     Resolve,
+    /// No Dify replica is healthy.
+    NoneHealthy,
+    /// Every healthy replica is at `max_inflight_per_replica`, past the wait.
+    Saturated,
+}
+
+impl From<crate::upstream::NoReplica> for UpstreamFailure {
+    fn from(e: crate::upstream::NoReplica) -> Self {
+        match e {
+            crate::upstream::NoReplica::NoneHealthy => Self::NoneHealthy,
+            crate::upstream::NoReplica::Saturated => Self::Saturated,
+        }
+    }
 }
 
 impl UpstreamFailure {
     /// Every kind, for metric pre-creation.
-    pub const ALL: [UpstreamFailure; 6] = [
+    pub const ALL: [UpstreamFailure; 8] = [
         Self::Refused,
         Self::ConnectTimeout,
         Self::Timeout,
         Self::Tls,
         Self::Broken,
         Self::Resolve,
+        Self::NoneHealthy,
+        Self::Saturated,
     ];
 
     /// What the client is told.
@@ -41,6 +56,11 @@ impl UpstreamFailure {
                 "Dify refused the connection or is unreachable",
             ),
             Self::Resolve => (ErrorKind::BadGateway, "Dify's address could not be resolved"),
+            Self::NoneHealthy => (ErrorKind::BadGateway, "No Dify replica is healthy"),
+            Self::Saturated => (
+                ErrorKind::ServiceUnavailable,
+                "Every Dify replica is at its limit of requests in flight; retry shortly",
+            ),
             Self::ConnectTimeout => (
                 ErrorKind::GatewayTimeout,
                 "Dify did not accept the connection in time",
@@ -64,6 +84,8 @@ impl UpstreamFailure {
             Self::Tls => "tls",
             Self::Broken => "broken",
             Self::Resolve => "resolve",
+            Self::NoneHealthy => "none_healthy",
+            Self::Saturated => "saturated",
         }
     }
 }
@@ -126,6 +148,8 @@ pub fn upstream_failure(etype: &ErrorType) -> UpstreamFailure {
             UpstreamFailure::Tls
         }
         E::Custom("resolve") => UpstreamFailure::Resolve,
+        E::Custom("none_healthy") => UpstreamFailure::NoneHealthy,
+        E::Custom("saturated") => UpstreamFailure::Saturated,
         _ => UpstreamFailure::Broken,
     }
 }

@@ -74,6 +74,9 @@ pub struct Metrics {
     limit_decisions: IntCounterVec,
     limit_remaining: GaugeVec,
     limit_quota: GaugeVec,
+    upstream_healthy: IntGaugeVec,
+    upstream_inflight: IntGaugeVec,
+    upstream_requests: IntCounterVec,
 }
 
 /// Registers families on one registry under the common prefix.
@@ -101,6 +104,12 @@ impl Families<'_> {
 
     fn float_gauge(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<GaugeVec> {
         let g = GaugeVec::new(Opts::new(format!("{PREFIX}{name}"), help), labels)?;
+        self.0.register(Box::new(g.clone()))?;
+        Ok(g)
+    }
+
+    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+        let g = IntGaugeVec::new(Opts::new(format!("{PREFIX}{name}"), help), labels)?;
         self.0.register(Box::new(g.clone()))?;
         Ok(g)
     }
@@ -247,6 +256,21 @@ impl Metrics {
                 "limit_quota",
                 "A tenant's configured limit.",
                 &["tenant", "limit"],
+            )?,
+            upstream_healthy: f.gauge_vec(
+                "upstream_healthy",
+                "Whether a Dify replica is in the pool (1: passing its checks, not ejected) or not (0).",
+                &["upstream"],
+            )?,
+            upstream_inflight: f.gauge_vec(
+                "upstream_inflight",
+                "Requests in flight to a Dify replica (streams count until they end).",
+                &["upstream"],
+            )?,
+            upstream_requests: f.counter(
+                "upstream_requests_total",
+                "Requests sent to a Dify replica, by status class of the answer.",
+                &["upstream", "status_class"],
             )?,
         };
         let build = IntGaugeVec::new(
@@ -430,6 +454,30 @@ impl Metrics {
                 left.set(q);
             }
         }
+    }
+
+    /// A Dify replica is in the pool or not (`upstream` is `ip:port`, one of the pool's).
+    pub fn upstream_healthy(&self, upstream: &str, healthy: bool) {
+        self.upstream_healthy
+            .with_label_values(&[upstream])
+            .set(i64::from(healthy));
+        for class in ["2xx", "4xx", "5xx"] {
+            self.upstream_requests.with_label_values(&[upstream, class]);
+        }
+    }
+
+    /// Requests in flight to a Dify replica.
+    pub fn upstream_inflight(&self, upstream: &str, n: usize) {
+        self.upstream_inflight
+            .with_label_values(&[upstream])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a request a Dify replica answered with `status` (0: no answer).
+    pub fn upstream_request(&self, upstream: &str, status: u16) {
+        self.upstream_requests
+            .with_label_values(&[upstream, status_class(status)])
+            .inc();
     }
 
     /// Counts a key set fetch (`outcome` from a closed set).

@@ -44,22 +44,30 @@ impl DifyClient {
         }
     }
 
-    /// Makes `call` within its timeout.
+    /// Makes `call` within its timeout, on any healthy replica (it counts as in flight there).
     pub async fn call(&self, call: &Call<'_>) -> Result<Reply, CallError> {
-        let peer = self
+        let (lease, peer) = self
             .upstream
-            .peer()
-            .ok_or(CallError::new(UpstreamFailure::Resolve, "upstream not resolved"))?;
+            .any_peer()
+            .map_err(|e| CallError::new(UpstreamFailure::from(e), "no Dify replica to call"))?;
         let head = self
-            .request(call)
+            .request(call, self.upstream.origin_of(lease.replica()))
             .map_err(|e| CallError::new(UpstreamFailure::Broken, e.to_string()))?;
-        self.outbound
+        let reply = self
+            .outbound
             .send(&peer, head, call.json.clone(), call.timeout, call.max_body)
-            .await
+            .await;
+        if let Err(e) = &reply
+            && matches!(e.kind, UpstreamFailure::Refused | UpstreamFailure::ConnectTimeout)
+        {
+            self.upstream.eject(lease.replica().addr);
+        }
+        drop(lease);
+        reply
     }
 
-    /// The request head of `call`, rewritten as a proxied request is.
-    fn request(&self, call: &Call<'_>) -> pingora::Result<RequestHeader> {
+    /// The request head of `call` for `origin`, rewritten as a proxied request is.
+    fn request(&self, call: &Call<'_>, origin: &crate::config::Origin) -> pingora::Result<RequestHeader> {
         let mut req = RequestHeader::build(call.method, call.path.as_bytes(), None)?;
         let fwd = Forwarding {
             api_key: Some(call.api_key),
@@ -68,7 +76,7 @@ impl DifyClient {
             proto: "http",
             request_id: call.request_id,
         };
-        rewrite_request(&mut req, self.upstream.settings(), &fwd)?;
+        rewrite_request(&mut req, origin, &fwd)?;
         if let Some(body) = &call.json {
             req.insert_header("content-type", "application/json")?;
             req.insert_header("content-length", body.len().to_string())?;

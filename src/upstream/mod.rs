@@ -4,32 +4,32 @@
 //! Pingora phases ([`pingora`]).
 
 pub mod client;
+pub mod health;
 pub mod pingora;
+pub mod pool;
 pub mod rewrite;
 
 pub use client::{Call, CallError, DifyClient, Reply};
+pub use pool::{Lease, NoReplica, Pool, PoolObserver, Replica};
 pub use rewrite::{Forwarding, rewrite_request};
 
-use crate::config::UpstreamSettings;
+use crate::config::{Origin, UpstreamSettings};
 use ::pingora::prelude::HttpPeer;
-use arc_swap::ArcSwap;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The Dify origin and its current address.
+/// The Dify origins and the pool of replicas they resolve to.
 pub struct Upstream {
     settings: UpstreamSettings,
-    addrs: ArcSwap<Vec<SocketAddr>>,
+    pool: Arc<Pool>,
 }
 
 impl Upstream {
     /// An upstream for `settings`; names are resolved now and again by [`Upstream::refresh`].
-    pub fn new(settings: UpstreamSettings) -> Self {
-        let up = Self {
-            settings,
-            addrs: ArcSwap::from_pointee(Vec::new()),
-        };
+    pub fn new(settings: UpstreamSettings, observer: Box<dyn PoolObserver>) -> Self {
+        let pool = Arc::new(Pool::new(settings.max_inflight_per_replica, observer));
+        let up = Self { settings, pool };
         up.refresh();
         up
     }
@@ -39,54 +39,92 @@ impl Upstream {
         &self.settings
     }
 
-    /// Re-resolves the host name (blocking; call from a background thread). Keeps the old addresses
-    /// when resolution fails.
+    /// The pool.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// The origin a replica belongs to.
+    pub fn origin_of(&self, replica: &Replica) -> &Origin {
+        self.settings
+            .origins
+            .get(replica.origin)
+            .unwrap_or_else(|| self.settings.origin())
+    }
+
+    /// Resolves every origin again (blocking; call from a blocking thread). An origin whose name does
+    /// not resolve keeps its old addresses.
     pub fn refresh(&self) {
-        let s = &self.settings;
-        let found: Vec<SocketAddr> = match s.host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, s.port)],
-            Err(_) => match (s.host.as_str(), s.port).to_socket_addrs() {
-                Ok(it) => it.collect(),
-                Err(e) => {
-                    tracing::warn!(message = "Upstream name did not resolve.", host = %s.host, error = %e);
-                    Vec::new()
-                }
-            },
-        };
-        if !found.is_empty() {
-            self.addrs.store(Arc::new(found));
+        for (i, o) in self.settings.origins.iter().enumerate() {
+            let found: Vec<SocketAddr> = match o.host.parse::<std::net::IpAddr>() {
+                Ok(ip) => vec![SocketAddr::new(ip, o.port)],
+                Err(_) => match (o.host.as_str(), o.port).to_socket_addrs() {
+                    Ok(it) => it.collect(),
+                    Err(e) => {
+                        tracing::warn!(message = "Upstream name did not resolve.", host = %o.host, error = %e);
+                        Vec::new()
+                    }
+                },
+            };
+            if !found.is_empty() {
+                let mut found = found;
+                found.sort();
+                found.dedup();
+                self.pool.set_addresses(i, &found);
+            }
         }
     }
 
-    /// Whether the host is a name that needs periodic re-resolution.
+    /// Whether a host is a name that needs periodic re-resolution.
     pub fn needs_refresh(&self) -> bool {
-        self.settings.host.parse::<IpAddr>().is_err()
+        self.settings.origins.iter().any(Origin::is_name)
     }
 
-    /// First current address, if any.
+    /// The first replica's address, if any (readiness without health checks).
     pub fn addr(&self) -> Option<SocketAddr> {
-        self.addrs.load().first().copied()
+        self.pool.replicas().first().map(|r| r.addr)
     }
 
-    /// The peer for a request answered by a stream: reads may wait `stream_idle_timeout` at most.
-    pub fn stream_peer(&self) -> Option<HttpPeer> {
-        let mut peer = self.peer()?;
-        peer.options.read_timeout = Some(self.settings.stream_idle_timeout);
-        Some(peer)
-    }
-
-    /// The peer to connect to, with timeouts and TLS checks; `None` when the name has not resolved.
-    pub fn peer(&self) -> Option<HttpPeer> {
+    /// The peer of `replica`, with timeouts and TLS checks; a stream's reads wait
+    /// `stream_idle_timeout` at most.
+    pub fn peer_of(&self, replica: &Replica, streaming: bool) -> HttpPeer {
         let s = &self.settings;
-        let mut peer = HttpPeer::new(self.addr()?, s.tls, s.host.clone());
-        let o = &mut peer.options;
-        o.connection_timeout = Some(s.connect_timeout);
-        o.total_connection_timeout = Some(s.connect_timeout + Duration::from_secs(5));
-        o.read_timeout = Some(s.read_timeout);
-        o.write_timeout = Some(s.write_timeout);
-        o.idle_timeout = Some(s.pool_idle_timeout);
-        o.verify_cert = s.verify_tls;
-        o.verify_hostname = s.verify_tls;
-        Some(peer)
+        let o = self.origin_of(replica);
+        let mut peer = HttpPeer::new(replica.addr, o.tls, o.host.clone());
+        let opt = &mut peer.options;
+        opt.connection_timeout = Some(s.connect_timeout);
+        opt.total_connection_timeout = Some(s.connect_timeout + Duration::from_secs(5));
+        opt.read_timeout = Some(if streaming {
+            s.stream_idle_timeout
+        } else {
+            s.read_timeout
+        });
+        opt.write_timeout = Some(s.write_timeout);
+        opt.idle_timeout = Some(s.pool_idle_timeout);
+        opt.verify_cert = s.verify_tls;
+        opt.verify_hostname = s.verify_tls;
+        peer
+    }
+
+    /// A replica and its peer for the gateway's own calls (stops, cache fills): any healthy one.
+    pub fn any_peer(&self) -> Result<(Lease, HttpPeer), NoReplica> {
+        let lease = self.pool.any()?;
+        let peer = self.peer_of(lease.replica(), false);
+        Ok((lease, peer))
+    }
+
+    /// Whether Dify can take requests: a replica passes its checks (without active checks, one
+    /// accepts a connection within `wait`).
+    pub async fn ready(&self, wait: Duration) -> bool {
+        if self.settings.health_check_path.is_some() {
+            return self.pool.any_healthy();
+        }
+        match self.addr() {
+            Some(addr) => matches!(
+                tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr)).await,
+                Ok(Ok(_))
+            ),
+            None => false,
+        }
     }
 }

@@ -1,8 +1,9 @@
-//! The Pingora side of the upstream step: `upstream_peer` (which Dify to connect to, with the stream
-//! timeout for requests answered by a stream) and `upstream_request_filter` (the request rewritten
-//! for Dify, a scoped body sent chunked).
+//! The Pingora side of the upstream step: `upstream_peer` (which Dify replica to connect to, with the
+//! stream timeout for requests answered by a stream), `fail_to_connect` (a refused replica ejected,
+//! the request tried once on another when nothing reached Dify) and `upstream_request_filter` (the
+//! request rewritten for the replica's origin, a scoped body sent chunked).
 
-use super::{Forwarding, Upstream, rewrite_request};
+use super::{Forwarding, Lease, NoReplica, Upstream, rewrite_request};
 use crate::config::cidr::Cidr;
 use crate::secret::Secret;
 use pingora::http::RequestHeader;
@@ -22,24 +23,77 @@ pub struct Outgoing<'a> {
     pub body_rewritten: bool,
     /// `server.trusted_proxies`.
     pub trusted_proxies: &'a [Cidr],
+    /// The replica the request goes to.
+    pub lease: Option<&'a Lease>,
 }
 
+/// The replica a request holds, and those it already failed to connect to.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// The replica taken (in flight until the request ends).
+    pub lease: Option<Lease>,
+    /// Replicas that refused this request's connection.
+    pub tried: Vec<std::net::SocketAddr>,
+}
+
+/// How long a replica that refused a connection stays out without active health checks.
+const EJECT_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Upstream {
-    /// The peer for a request (`upstream_peer`); a stream's reads wait `stream_idle_timeout` at most.
-    pub fn peer_for(&self, expects_stream: bool) -> pingora::Result<Box<HttpPeer>> {
-        let peer = if expects_stream {
-            self.stream_peer()
-        } else {
-            self.peer()
-        };
-        match peer {
-            Some(peer) => Ok(Box::new(peer)),
-            None => {
-                Err(Error::explain(ErrorType::Custom("resolve"), "upstream name did not resolve").into_up())
+    /// The peer for a request (`upstream_peer`): the healthy replica with the fewest in flight (not
+    /// one this request already failed on), waiting up to the connect timeout for one below its cap;
+    /// a stream's reads wait `stream_idle_timeout` at most. Every replica down: 502 at once.
+    pub async fn peer_for(&self, held: &mut Held, expects_stream: bool) -> pingora::Result<Box<HttpPeer>> {
+        held.lease = None;
+        match self
+            .pool()
+            .acquire(&held.tried, self.settings().connect_timeout)
+            .await
+        {
+            Ok(lease) => {
+                let peer = self.peer_of(lease.replica(), expects_stream);
+                held.lease = Some(lease);
+                Ok(Box::new(peer))
             }
+            Err(NoReplica::NoneHealthy) => {
+                Err(Error::explain(ErrorType::Custom("none_healthy"), "no Dify replica is healthy").into_up())
+            }
+            Err(NoReplica::Saturated) => Err(Error::explain(
+                ErrorType::Custom("saturated"),
+                "every Dify replica is at max_inflight_per_replica",
+            )
+            .into_up()),
         }
     }
 
+    /// Keeps a replica that refused a connection out of the pool until a health check passes (or,
+    /// without checks, for a few seconds).
+    pub fn eject(&self, addr: std::net::SocketAddr) {
+        self.pool()
+            .eject(addr, self.settings().health_check_interval.max(EJECT_FOR));
+    }
+
+    /// A connection to `peer` failed (`fail_to_connect`): a refused replica leaves the pool for a
+    /// while, and the request is tried once on another replica when its body can be replayed.
+    pub fn connect_failed(&self, held: &mut Held, peer: &HttpPeer, e: &mut pingora::Error, replayable: bool) {
+        let Some(addr) = peer._address.as_inet().copied() else {
+            return;
+        };
+        let refused = matches!(
+            e.etype(),
+            ErrorType::ConnectRefused
+                | ErrorType::ConnectTimedout
+                | ErrorType::ConnectNoRoute
+                | ErrorType::ConnectError
+        );
+        if refused {
+            self.eject(addr);
+        }
+        held.tried.push(addr);
+        held.lease = None;
+        // Nothing reached Dify: one more try elsewhere (never after bytes were sent: error_while_proxy).
+        e.set_retry(held.tried.len() == 1 && replayable && self.pool().replicas().len() > 1);
+    }
     /// Rewrites the request head for Dify (`upstream_request_filter`).
     pub fn rewrite_head(
         &self,
@@ -56,7 +110,11 @@ impl Upstream {
             proto: if tls { "https" } else { "http" },
             request_id: out.request_id,
         };
-        rewrite_request(req, self.settings(), &fwd)?;
+        let origin = match out.lease {
+            Some(l) => self.origin_of(l.replica()),
+            None => self.settings().origin(),
+        };
+        rewrite_request(req, origin, &fwd)?;
         if out.body_read_early {
             // The client was told to continue already; Dify gets the whole body at once.
             req.remove_header(&http::header::EXPECT);

@@ -2,7 +2,7 @@
 //! gateway's own calls): the app key instead of the tenant's credentials, hop-by-hop headers gone,
 //! `Host`, base path, forwarding headers and the request id set.
 
-use crate::config::UpstreamSettings;
+use crate::config::Origin;
 use pingora::http::RequestHeader;
 use std::net::IpAddr;
 
@@ -56,11 +56,7 @@ pub struct Forwarding<'a> {
 /// Rewrites the tenant's request for Dify. The tenant's `Authorization` is replaced by the app key,
 /// the target is always sent in origin form (`/v1/...`, after the base path), and the forwarding
 /// headers say only what the gateway saw.
-pub fn rewrite_request(
-    req: &mut RequestHeader,
-    up: &UpstreamSettings,
-    fwd: &Forwarding<'_>,
-) -> pingora::Result<()> {
+pub fn rewrite_request(req: &mut RequestHeader, up: &Origin, fwd: &Forwarding<'_>) -> pingora::Result<()> {
     let chain = fwd.peer_trusted.then(|| forwarded_for(req)).flatten();
     let listed: Vec<String> = req
         .headers
@@ -125,21 +121,14 @@ fn forwarded_for(req: &RequestHeader) -> Option<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    fn settings(base: &str) -> UpstreamSettings {
-        UpstreamSettings {
+    fn settings(base: &str) -> Origin {
+        Origin {
             tls: false,
             host: "dify.internal".into(),
             port: 5001,
             authority: "dify.internal:5001".into(),
             base_path: base.into(),
-            connect_timeout: Duration::from_secs(1),
-            read_timeout: Duration::from_secs(1),
-            write_timeout: Duration::from_secs(1),
-            stream_idle_timeout: Duration::from_secs(1),
-            pool_idle_timeout: Duration::from_secs(1),
-            verify_tls: true,
         }
     }
 
@@ -209,21 +198,14 @@ mod tests {
 #[allow(clippy::unwrap_used)]
 mod forwarding_tests {
     use super::*;
-    use std::time::Duration;
 
-    fn settings() -> UpstreamSettings {
-        UpstreamSettings {
+    fn settings() -> Origin {
+        Origin {
             tls: false,
             host: "dify".into(),
             port: 5001,
             authority: "dify:5001".into(),
             base_path: String::new(),
-            connect_timeout: Duration::from_secs(1),
-            read_timeout: Duration::from_secs(1),
-            write_timeout: Duration::from_secs(1),
-            stream_idle_timeout: Duration::from_secs(1),
-            pool_idle_timeout: Duration::from_secs(1),
-            verify_tls: true,
         }
     }
 

@@ -50,11 +50,12 @@ async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         return raw_response(413, "text/html", NGINX_413);
     };
     let req = Req { parts, body };
-    shared.record_request(record(&req).await);
     let path = req.parts.uri.path().to_string();
+    // Liveness probes (the gateway's health checks) are not API calls: not recorded.
     if path == "/health" {
         return app_meta::health(&shared);
     }
+    shared.record_request(record(&req).await);
     if path == "/v1" {
         return redirect_v1(&req);
     }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 /// Validates the whole tree for `purpose`. `base` resolves relative `*_file` paths.
 pub fn validate(raw: FileConfig, base: &Path, purpose: Purpose) -> Result<Settings, Vec<String>> {
     let mut p = Problems::default();
-    let server = server::server(&mut p, &raw.server);
+    let server = server::server(&mut p, &raw.server, base);
     let upstream = server::upstream(&mut p, &raw.upstream);
     let telemetry = sections::telemetry(&mut p, &raw);
     let streams = sections::streams(&mut p, &raw);

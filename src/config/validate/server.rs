@@ -3,10 +3,10 @@
 
 use super::problems::Problems;
 use crate::config::file::{ServerSection, UpstreamSection};
-use crate::config::{ServerSettings, UpstreamSettings, units};
+use crate::config::{Origin, ServerSettings, UpstreamSettings, units};
 use std::time::Duration;
 
-pub(super) fn server(p: &mut Problems, s: &ServerSection) -> ServerSettings {
+pub(super) fn server(p: &mut Problems, s: &ServerSection, base: &std::path::Path) -> ServerSettings {
     let listen = p.addr("server.listen", &s.listen);
     let admin_listen = p.addr("server.admin_listen", &s.admin_listen);
     if listen == admin_listen && listen.port() != 0 {
@@ -30,7 +30,33 @@ pub(super) fn server(p: &mut Problems, s: &ServerSection) -> ServerSettings {
                 .ok()
         })
         .collect();
+    let tls = match (&s.tls_cert_file, &s.tls_key_file) {
+        (None, None) => None,
+        (Some(c), Some(k)) => {
+            let (c, k) = (
+                base.join(c).display().to_string(),
+                base.join(k).display().to_string(),
+            );
+            match crate::listen::tls::Certs::load(&c, &k) {
+                Ok(_) => Some((c, k)),
+                Err(e) => {
+                    p.add("server.tls_cert_file", e);
+                    None
+                }
+            }
+        }
+        _ => {
+            p.add(
+                "server.tls_cert_file",
+                "set both tls_cert_file and tls_key_file, or neither",
+            );
+            None
+        }
+    };
     ServerSettings {
+        keepalive_timeout: p.duration("server.keepalive_timeout", &s.keepalive_timeout),
+        header_timeout: p.duration("server.header_timeout", &s.header_timeout),
+        tls,
         trusted_proxies,
         listen,
         admin_listen,
@@ -52,10 +78,58 @@ pub(super) fn server(p: &mut Problems, s: &ServerSection) -> ServerSettings {
 }
 
 pub(super) fn upstream(p: &mut Problems, u: &UpstreamSection) -> UpstreamSettings {
-    let (tls, host, port, base_path) = parse_origin(&u.url).unwrap_or_else(|e| {
-        p.add("upstream.url", e);
-        (false, String::new(), 0, String::new())
-    });
+    let urls: Vec<(String, &str)> = match (u.url.is_empty(), u.urls.is_empty()) {
+        (false, false) => {
+            p.add("upstream.urls", "set either url or urls, not both");
+            Vec::new()
+        }
+        (true, false) => u
+            .urls
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (format!("upstream.urls[{i}]"), x.as_str()))
+            .collect(),
+        _ => vec![("upstream.url".to_string(), u.url.as_str())],
+    };
+    let origins: Vec<Origin> = urls
+        .iter()
+        .filter_map(|(path, url)| match origin(url) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                p.add(path, e);
+                None
+            }
+        })
+        .collect();
+    let health_check_path = match u.health_check_path.as_str() {
+        "" => None,
+        path if path.starts_with('/') && !path.contains(char::is_whitespace) => Some(path.to_string()),
+        other => {
+            p.add(
+                "upstream.health_check_path",
+                format!("`{other}` must be a path starting with /, or \"\""),
+            );
+            None
+        }
+    };
+    UpstreamSettings {
+        origins,
+        connect_timeout: p.duration("upstream.connect_timeout", &u.connect_timeout),
+        read_timeout: p.duration("upstream.read_timeout", &u.read_timeout),
+        write_timeout: p.duration("upstream.write_timeout", &u.write_timeout),
+        stream_idle_timeout: p.duration("upstream.stream_idle_timeout", &u.stream_idle_timeout),
+        pool_idle_timeout: p.duration("upstream.pool_idle_timeout", &u.pool_idle_timeout),
+        verify_tls: u.verify_tls,
+        resolve_interval: p.duration("upstream.resolve_interval", &u.resolve_interval),
+        health_check_path,
+        health_check_interval: p.duration("upstream.health_check_interval", &u.health_check_interval),
+        max_inflight_per_replica: u.max_inflight_per_replica,
+    }
+}
+
+/// One origin of the pool, with the `Host` it is called with.
+fn origin(url: &str) -> Result<Origin, String> {
+    let (tls, host, port, base_path) = parse_origin(url)?;
     let default_port = if tls { 443 } else { 80 };
     let bracketed = if host.contains(':') {
         format!("[{host}]")
@@ -67,19 +141,13 @@ pub(super) fn upstream(p: &mut Problems, u: &UpstreamSection) -> UpstreamSetting
     } else {
         format!("{bracketed}:{port}")
     };
-    UpstreamSettings {
+    Ok(Origin {
         tls,
         host,
         port,
         authority,
         base_path,
-        connect_timeout: p.duration("upstream.connect_timeout", &u.connect_timeout),
-        read_timeout: p.duration("upstream.read_timeout", &u.read_timeout),
-        write_timeout: p.duration("upstream.write_timeout", &u.write_timeout),
-        stream_idle_timeout: p.duration("upstream.stream_idle_timeout", &u.stream_idle_timeout),
-        pool_idle_timeout: p.duration("upstream.pool_idle_timeout", &u.pool_idle_timeout),
-        verify_tls: u.verify_tls,
-    }
+    })
 }
 
 /// Splits `http(s)://host[:port][/base]` into its parts.
