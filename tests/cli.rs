@@ -102,7 +102,7 @@ fn redis_needs_a_key_to_authenticate_values_and_a_scheme_this_build_serves() {
         ),
         (
             "[cache]\nredis_url = \"http://x\"\n",
-            "cache.redis_url: must start with redis:// or unix://",
+            "cache.redis_url: must start with redis:// or rediss:// or unix://",
         ),
     ] {
         let out = check(&format!("{BASE}{tenant}{redis}"));

@@ -75,7 +75,7 @@ async fn records_in_redis_that_the_gateway_did_not_write_are_not_believed() {
     // A forged cache entry is not served either: the answer comes from Dify.
     let app = hex::encode(&Sha256::digest(KEY_ACME_WRITER.as_bytes())[..16]);
     let entry = json!({"content_type": "application/json", "body": "{\"forged\": true}", "stored_at_ms": now() * 1000, "etag": "\"x\""});
-    let key = format!("dify-gw:cache:v1:{app}:parameters");
+    let key = format!("dify-gw:cache:v1:{{{app}}}:parameters");
     assert_eq!(redis.set(&key, entry.to_string().as_bytes()), "+OK");
     let r = send(&a, "GET", &token("acme", Some("writer")), "/v1/parameters", None).await;
     let body = a

@@ -33,10 +33,17 @@ impl BackgroundService for RedisSync {
             return;
         }
         let watch = async {
-            loop {
+            let mut warned = false;
+            for attempt in 0.. {
                 self.metrics.redis_up.set(i64::from(self.redis.is_up()));
-                if let Err(e) = self.listen().await {
-                    tracing::debug!(message = "Invalidation channel lost.", error = %e);
+                match self.listen(attempt, &mut warned).await {
+                    // Once per outage, not once per retry.
+                    Err(e) if !warned => {
+                        tracing::warn!(message = "Redis is not reachable; running in process until it is.", error = %e);
+                        warned = true;
+                    }
+                    Err(e) => tracing::debug!(message = "Invalidation channel lost.", error = %e),
+                    Ok(()) => {}
                 }
                 // No pub/sub connection: Redis is not usable, whatever the breaker says.
                 self.metrics.redis_up.set(0);
@@ -52,13 +59,15 @@ impl BackgroundService for RedisSync {
 
 impl RedisSync {
     /// Subscribes and applies invalidations until the connection drops.
-    async fn listen(&self) -> Result<(), String> {
-        let client = self.redis.client().map_err(|e| e.to_string())?;
-        let mut pubsub = tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub())
+    async fn listen(&self, attempt: usize, warned: &mut bool) -> Result<(), String> {
+        let mut pubsub = tokio::time::timeout(Duration::from_secs(2), self.redis.pubsub(attempt))
             .await
             .map_err(|_| "pub/sub connect timed out".to_string())?
             .map_err(|e| e.to_string())?;
         pubsub.subscribe(CHANNEL).await.map_err(|e| e.to_string())?;
+        if std::mem::take(warned) {
+            tracing::info!(message = "Redis is reachable again.");
+        }
         self.metrics.redis_up.set(i64::from(self.redis.is_up()));
         let mut messages = pubsub.on_message();
         while let Some(msg) = messages.next().await {

@@ -90,9 +90,14 @@ impl CacheKey {
         }
     }
 
-    /// The Redis key.
+    /// The Redis key. The app is its hash tag: on a Redis Cluster an app's entries share a slot,
+    /// so deleting them is one command on one node.
     pub fn redis_key(&self) -> String {
-        format!("{REDIS_PREFIX}{}:{}", hex::encode(self.app), self.endpoint.name())
+        format!(
+            "{REDIS_PREFIX}{{{}}}:{}",
+            hex::encode(self.app),
+            self.endpoint.name()
+        )
     }
 }
 

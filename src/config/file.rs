@@ -325,11 +325,17 @@ impl Default for CacheSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RedisSection {
-    /// `redis://` or `unix://` URL (may hold a password); `cache.redis_url` is the same setting.
+    /// `redis://`, `rediss://` (TLS) or `unix://` URL (may hold a password); `cache.redis_url` is the
+    /// same setting.
     pub url: Option<String>,
     /// Secret (at least 32 bytes) that authenticates every value the gateway writes to Redis, so
     /// that a value written by anyone else is never believed. Required with Redis.
     pub hmac_key: Option<String>,
+    /// The nodes of a Redis Cluster (any reachable subset; the rest is discovered), instead of `url`.
+    pub cluster_urls: Vec<String>,
+    /// PEM file of the CA that signed Redis's certificate (`rediss://`), when it is not in the
+    /// system's trust store.
+    pub ca_file: Option<String>,
 }
 
 /// `[streams]`

@@ -186,12 +186,23 @@ pub struct CacheSettings {
 /// `[redis]`, typed.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// URL (may hold a password).
-    pub url: Secret,
+    /// One server, or a cluster.
+    pub target: RedisTarget,
+    /// The CA certificate (PEM) that Redis's TLS certificate must chain to, beside the system's.
+    pub ca_pem: Option<Vec<u8>>,
     /// Key of the HMAC that authenticates every value written.
     pub hmac_key: Secret,
     /// Hard limit on a Redis call (`cache.redis_timeout`).
     pub timeout: Duration,
+}
+
+/// Where Redis is.
+#[derive(Debug, Clone)]
+pub enum RedisTarget {
+    /// One server (or a proxy in front of several): its URL, which may hold a password.
+    Server(Secret),
+    /// A Redis Cluster: some of its nodes' URLs (the rest is discovered).
+    Cluster(Vec<Secret>),
 }
 
 /// What the limits do when Redis cannot answer.

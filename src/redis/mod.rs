@@ -5,16 +5,16 @@
 //! sealed with an HMAC ([`seal`]): what does not verify is ignored.
 
 pub mod breaker;
+pub mod conn;
 pub mod seal;
 
 use crate::config::RedisSettings;
-use crate::secret::Secret;
 use crate::telemetry::Metrics;
 use arc_swap::ArcSwapOption;
 use breaker::Breaker;
+use conn::Conn;
 use parking_lot::Mutex;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use seal::Sealer;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -31,8 +31,8 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The Redis tier.
 pub struct RedisTier {
-    url: Secret,
-    conn: ArcSwapOption<ConnectionManager>,
+    settings: RedisSettings,
+    conn: ArcSwapOption<Conn>,
     timeout: Duration,
     breaker: Mutex<Breaker>,
     sealer: Sealer,
@@ -43,7 +43,7 @@ impl RedisTier {
     /// A tier per `s`; nothing connects until [`RedisTier::connect`] runs on a lasting runtime.
     pub fn new(s: &RedisSettings, metrics: Metrics) -> Self {
         Self {
-            url: s.url.clone(),
+            settings: s.clone(),
             conn: ArcSwapOption::empty(),
             timeout: s.timeout,
             breaker: Mutex::new(Breaker::new(3, Duration::from_secs(2))),
@@ -52,21 +52,16 @@ impl RedisTier {
         }
     }
 
-    /// The client for `url` (for the pub/sub connection too).
-    pub fn client(&self) -> redis::RedisResult<redis::Client> {
-        redis::Client::open(self.url.expose())
+    /// A pub/sub connection (`attempt` picks a cluster node in turn).
+    pub async fn pubsub(&self, attempt: usize) -> redis::RedisResult<redis::aio::PubSub> {
+        conn::pubsub(&self.settings, attempt).await
     }
 
-    /// Creates the connection manager; it connects lazily and reconnects by itself. Must run on a
-    /// runtime that lives as long as the process (its driver task is spawned there).
+    /// Opens the connection; it connects lazily and reconnects by itself. Must run on a runtime
+    /// that lives as long as the process (its driver task is spawned there).
     pub fn connect(&self) -> redis::RedisResult<()> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(200))))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let manager = ConnectionManager::new_lazy_with_config(self.client()?, config)?;
-        self.conn.store(Some(std::sync::Arc::new(manager)));
+        self.conn
+            .store(Some(std::sync::Arc::new(conn::open(&self.settings)?)));
         Ok(())
     }
 
@@ -78,7 +73,7 @@ impl RedisTier {
     /// Runs `op` under the timeout and the breaker; `None` when skipped or failed (counted by `op`).
     async fn call<T, F, Fut>(&self, name: &'static str, op: F) -> Option<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         self.call_within(name, self.timeout, op).await
@@ -87,7 +82,7 @@ impl RedisTier {
     /// [`RedisTier::call`] with its own time limit (admin operations may scan).
     async fn call_within<T, F, Fut>(&self, name: &'static str, limit: Duration, op: F) -> Option<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let conn = self.conn.load_full()?;
@@ -168,14 +163,11 @@ impl RedisTier {
     pub async fn delete_prefix(&self, prefix: &str) -> bool {
         let pattern = format!("{prefix}*");
         let found: Option<Vec<String>> = self
-            .call_within("scan", ADMIN_TIMEOUT, |mut c| async move {
-                let mut it: redis::AsyncIter<'_, String> = c.scan_match(pattern).await?;
-                let mut keys = Vec::new();
-                while let Some(k) = futures_util::StreamExt::next(&mut it).await {
-                    keys.push(k?);
-                }
-                Ok(keys)
-            })
+            .call_within(
+                "scan",
+                ADMIN_TIMEOUT,
+                |c| async move { conn::scan(c, &pattern).await },
+            )
             .await;
         match found {
             Some(keys) => self.delete(keys).await,

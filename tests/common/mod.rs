@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod otlp;
+pub mod redis_cluster;
 pub mod store;
 pub mod tls;
 
@@ -576,17 +577,25 @@ impl Redis {
 
     /// A server on `port` (to restart one where the gateway expects it).
     pub async fn start_on(port: u16) -> Redis {
+        Self::spawn(port, &[]).await
+    }
+
+    /// A server on `port` with `extra` arguments, once it answers PING on `port`.
+    pub async fn spawn(port: u16, extra: &[&str]) -> Redis {
+        let port_s = port.to_string();
+        let mut args = vec![
+            "--port",
+            &port_s,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ];
+        args.extend_from_slice(extra);
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(&args)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is required (scripts/setup.sh installs it)");
@@ -597,6 +606,26 @@ impl Redis {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         r
+    }
+
+    /// A server that speaks only TLS (with `cert`) on its port; PING is checked on a plain port
+    /// bound to loopback beside it, which the gateway is never told about.
+    pub async fn start_tls(cert_file: &Path, key_file: &Path) -> (Redis, u16) {
+        let tls_port = free_port().to_string();
+        let (c, k) = (cert_file.display().to_string(), key_file.display().to_string());
+        let extra = [
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &c,
+            "--tls-key-file",
+            &k,
+            "--tls-ca-cert-file",
+            &c,
+            "--tls-auth-clients",
+            "no",
+        ];
+        (Self::spawn(free_port(), &extra).await, tls_port.parse().unwrap())
     }
 
     pub fn url(&self) -> String {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A certificate for `localhost` and `127.0.0.1`, in PEM and DER.
+#[derive(Clone)]
 pub struct Cert {
     pub cert_pem: String,
     pub key_pem: String,
@@ -32,6 +33,31 @@ impl Cert {
         std::fs::write(&c, &self.cert_pem).unwrap();
         std::fs::write(&k, &self.key_pem).unwrap();
         (c, k)
+    }
+
+    /// A client that trusts only this certificate and offers `alpn`.
+    pub fn client(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        roots.add(self.cert_der.clone()).unwrap();
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let mut cfg = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    }
+
+    /// A TLS connection to `addr` for `localhost`, trusting only this certificate.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        alpn: &[&[u8]],
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        self.client(alpn).connect(name, tcp).await
     }
 
     fn server_config(&self, alpn: &[&[u8]]) -> tokio_rustls::rustls::ServerConfig {

@@ -29,7 +29,7 @@ pub fn validate(raw: FileConfig, base: &Path, purpose: Purpose) -> Result<Settin
     let telemetry = sections::telemetry(&mut p, &raw);
     let streams = sections::streams(&mut p, &raw);
     let cache = sections::cache(&mut p, &raw);
-    let redis = sections::redis(&mut p, &raw, cache.redis_timeout);
+    let redis = sections::redis(&mut p, &raw, base, cache.redis_timeout);
     let admin_token = token(&mut p, "admin.token", raw.admin.token.as_deref());
     let metrics_token = token(&mut p, "admin.metrics_token", raw.admin.metrics_token.as_deref());
     let store = store::store(&mut p, &raw.store, base);

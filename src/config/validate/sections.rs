@@ -4,10 +4,11 @@
 use super::problems::Problems;
 use crate::config::file::FileConfig;
 use crate::config::{
-    CacheSettings, LimitSettings, LogFormat, OnRedisError, RedisSettings, StreamSettings, TelemetrySettings,
-    UpstreamSettings, units,
+    CacheSettings, LimitSettings, LogFormat, OnRedisError, RedisSettings, RedisTarget, StreamSettings,
+    TelemetrySettings, UpstreamSettings, units,
 };
 use crate::secret::Secret;
+use std::path::Path;
 use std::time::Duration;
 
 pub(super) fn streams(p: &mut Problems, raw: &FileConfig) -> StreamSettings {
@@ -119,26 +120,67 @@ pub(super) fn telemetry(p: &mut Problems, raw: &FileConfig) -> TelemetrySettings
     }
 }
 
-/// `[redis]` (or the older `cache.redis_url`): a URL the build can serve and the HMAC key.
-pub(super) fn redis(p: &mut Problems, raw: &FileConfig, timeout: Duration) -> Option<RedisSettings> {
+/// `[redis]` (or the older `cache.redis_url`): one server or a cluster, with URLs the build can
+/// serve, and the HMAC key.
+pub(super) fn redis(
+    p: &mut Problems,
+    raw: &FileConfig,
+    base: &Path,
+    timeout: Duration,
+) -> Option<RedisSettings> {
     let nonempty = |u: &Option<String>| u.clone().filter(|u| !u.is_empty());
-    let (url, path) = match (nonempty(&raw.redis.url), nonempty(&raw.cache.redis_url)) {
+    let single = match (nonempty(&raw.redis.url), nonempty(&raw.cache.redis_url)) {
         (Some(a), Some(b)) if a != b => {
             p.add("cache.redis_url", "differs from redis.url; set only redis.url");
             return None;
         }
-        (Some(u), _) => (u, "redis.url"),
-        (None, Some(u)) => (u, "cache.redis_url"),
-        (None, None) => return None,
+        (Some(u), _) => Some((u, "redis.url")),
+        (None, Some(u)) => Some((u, "cache.redis_url")),
+        (None, None) => None,
     };
-    if url.starts_with("rediss://") {
-        p.add(
-            path,
-            "rediss:// (TLS) is not supported by this build; use redis:// or unix://",
-        );
-    } else if !(url.starts_with("redis://") || url.starts_with("unix://")) {
-        p.add(path, "must start with redis:// or unix://");
-    }
+    let cluster = &raw.redis.cluster_urls;
+    let target = match (single, cluster.is_empty()) {
+        (None, true) => return None,
+        (Some(_), false) => {
+            p.add(
+                "redis.cluster_urls",
+                "set either redis.url or redis.cluster_urls, not both",
+            );
+            return None;
+        }
+        (Some((url, path)), true) => {
+            redis_url(p, path, &url, true);
+            RedisTarget::Server(Secret::new(url))
+        }
+        (None, false) => {
+            for (i, url) in cluster.iter().enumerate() {
+                redis_url(p, &format!("redis.cluster_urls[{i}]"), url, false);
+            }
+            let tls = cluster.iter().filter(|u| u.starts_with("rediss://")).count();
+            if tls != 0 && tls != cluster.len() {
+                p.add(
+                    "redis.cluster_urls",
+                    "mixes redis:// and rediss://; a cluster is all TLS or none",
+                );
+            }
+            RedisTarget::Cluster(cluster.iter().cloned().map(Secret::new).collect())
+        }
+    };
+    let ca_pem = raw
+        .redis
+        .ca_file
+        .as_ref()
+        .and_then(|f| match std::fs::read(base.join(f)) {
+            Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => Some(pem),
+            Ok(_) => {
+                p.add("redis.ca_file", format!("`{f}` holds no PEM certificate"));
+                None
+            }
+            Err(e) => {
+                p.add("redis.ca_file", format!("cannot read `{f}`: {e}"));
+                None
+            }
+        });
     let hmac_key = match nonempty(&raw.redis.hmac_key) {
         Some(k) if k.len() >= 32 => Some(Secret::new(k)),
         Some(_) => {
@@ -152,10 +194,31 @@ pub(super) fn redis(p: &mut Problems, raw: &FileConfig, timeout: Duration) -> Op
         }
     }?;
     Some(RedisSettings {
-        url: Secret::new(url),
+        target,
+        ca_pem,
         hmac_key,
         timeout,
     })
+}
+
+/// A URL this build can connect to: `redis://`, `rediss://` (TLS), and for one server `unix://`.
+fn redis_url(p: &mut Problems, path: &str, url: &str, unix_ok: bool) {
+    let schemes: &[&str] = if unix_ok {
+        &["redis://", "rediss://", "unix://"]
+    } else {
+        &["redis://", "rediss://"]
+    };
+    if !schemes.iter().any(|s| url.starts_with(s)) {
+        p.add(path, format!("must start with {}", schemes.join(" or ")));
+    } else if let Err(e) = redis::IntoConnectionInfo::into_connection_info(url) {
+        p.add(
+            path,
+            format!(
+                "is not a usable Redis URL: {}",
+                e.detail().unwrap_or("unreadable")
+            ),
+        );
+    }
 }
 
 pub(super) fn limits(p: &mut Problems, raw: &FileConfig) -> LimitSettings {
