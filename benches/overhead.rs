@@ -6,7 +6,8 @@
 //! and on Redis, in the same run.
 //!
 //! `cargo build --release --workspace --bins && cargo bench --bench overhead`
-//! (`-- --section limits` for the limits alone)
+//! (`-- --section limits` for the limits alone, `-- --section pool` for one Dify replica against a
+//! pool of three)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/mod.rs"]
@@ -214,14 +215,19 @@ async fn tenant_jwt(p: &Procs, id: &str) -> String {
 
 /// Sequential blocking completions: p50 and p99 in ms.
 async fn completions(url: &str, auth: &str, n: usize) -> (f64, f64) {
+    completions_over(&[url.to_string()], auth, n).await
+}
+
+/// Sequential blocking completions sent to `urls` in turn: p50 and p99 in ms.
+async fn completions_over(urls: &[String], auth: &str, n: usize) -> (f64, f64) {
     let http = reqwest::Client::new();
     let body = serde_json::json!({"inputs": {"topic": "tea"}, "response_mode": "blocking", "user": "u"});
     let mut ms = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
         let t = Instant::now();
         // An instant Dify (three events, no delays): what remains is the gateway's own time.
         let r = http
-            .post(url)
+            .post(&urls[i % urls.len()])
             .header("authorization", auth)
             .header("x-sim-events", "3")
             .header("x-sim-first-event-delay-ms", "0")
@@ -308,11 +314,42 @@ async fn limits_cost() {
     }
 }
 
+/// One Dify replica (`upstream.url`) against a pool of three (`upstream.urls`), same run:
+/// sequential blocking completions, so what differs is the choice of a replica and its counting.
+async fn pool_cost() {
+    println!("\n# Pool of Dify replicas\n");
+    println!(
+        "| upstream | through the gateway p50 ms | p99 ms | direct to the replicas in turn p50 ms | p99 ms |"
+    );
+    println!("|---|---|---|---|---|");
+    let one = Procs::start_pool(&[], "", "", 1).await;
+    let three = Procs::start_pool(&[], "", "", 3).await;
+    for round in 0..2 {
+        for (name, p) in [("one url", &one), ("pool of 3 (urls)", &three)] {
+            let url = format!("{}/v1/completion-messages", p.gw_url);
+            let direct: Vec<String> = p
+                .sim_urls
+                .iter()
+                .map(|u| format!("{u}/v1/completion-messages"))
+                .collect();
+            completions(&url, &p.gw_auth, 50).await;
+            completions_over(&direct, &p.direct_auth, 50).await;
+            let (c50, c99) = completions(&url, &p.gw_auth, 1000).await;
+            let (d50, d99) = completions_over(&direct, &p.direct_auth, 1000).await;
+            println!(
+                "| {name} (round {}) | {c50:.3} | {c99:.3} | {d50:.3} | {d99:.3} |",
+                round + 1
+            );
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
-    if support::arg("--section").as_deref() == Some("limits") {
-        limits_cost().await;
-        return;
+    match support::arg("--section").as_deref() {
+        Some("limits") => return limits_cost().await,
+        Some("pool") => return pool_cost().await,
+        _ => {}
     }
     println!("# Observability overhead\n");
     println!("Metric recording per request (logging phase: request counter and duration, tokens, cost,");
@@ -360,4 +397,5 @@ async fn main() {
     }
     drop(p);
     limits_cost().await;
+    pool_cost().await;
 }

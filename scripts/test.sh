@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# The fault-injection suite runs the release build (tests pick it when it is the newest).
+# The fault-injection and cluster suites run the release build (tests pick it when it is the newest
+# build), so the debug test build comes first and the release build last.
+cargo test --quiet --workspace --lib --bins --tests --no-run
 cargo build --quiet --release --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --lib --bins --tests "$@"

@@ -23,6 +23,7 @@ use crate::cache::key::Cached;
 use crate::config::{ServerSettings, Settings, Source, StreamSettings};
 use crate::limits::Limiter;
 use crate::listen::hygiene::Hygiene;
+use crate::listen::shutdown::{Draining, Signals};
 use crate::listen::tls::{Certs, Resolver as CertResolver};
 use crate::ownership::Ownership;
 use crate::proxy::Gateway;
@@ -43,8 +44,8 @@ use crate::tenancy::Tenancy;
 use crate::upstream::{DifyClient, Upstream};
 use crate::{cache, redis};
 use pingora::proxy::HttpProxy;
-use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use prometheus::Registry;
@@ -201,12 +202,17 @@ fn precreate(metrics: &Metrics) {
     });
 }
 
-/// Builds the server with all its services, ready to run.
+/// Builds the server with all its services, and the signal watch to run it with.
 pub fn build(
     settings: Settings,
     source: Option<Source>,
     store: Option<StoreStart>,
-) -> Result<Server, String> {
+) -> Result<(Server, RunArgs), String> {
+    let draining = Arc::new(Draining::default());
+    let signals = Signals {
+        draining: draining.clone(),
+        delay: settings.server.shutdown_delay,
+    };
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&settings));
     server.bootstrap();
     let (p, rest) = parts(settings, store)?;
@@ -246,6 +252,7 @@ pub fn build(
         metrics: p.metrics.clone(),
         token: rest.admin_token.clone(),
         metrics_token: rest.metrics_token.clone(),
+        draining,
     };
     let mut admin = Service::new("admin".to_string(), admin_app);
     admin.threads = Some(1);
@@ -253,7 +260,12 @@ pub fn build(
     server.add_service(proxy);
     server.add_service(admin);
     add_background(&mut server, &rest, &p, source, certs);
-    Ok(server)
+    Ok((
+        server,
+        RunArgs {
+            shutdown_signal: Box::new(signals),
+        },
+    ))
 }
 
 /// The tenant-facing service.

@@ -49,7 +49,8 @@ fn dashboard_exprs() -> String {
         if path.extension().is_some_and(|e| e == "json") {
             let v: Value = serde_json::from_str(&text).unwrap();
             for p in v["panels"].as_array().unwrap() {
-                for t in p["targets"].as_array().unwrap() {
+                // Rows have no targets.
+                for t in p["targets"].as_array().into_iter().flatten() {
                     all.push_str(t["expr"].as_str().unwrap());
                     all.push('\n');
                 }

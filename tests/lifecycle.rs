@@ -68,6 +68,50 @@ async fn sigterm_lets_open_streams_finish_refuses_new_connections_then_exits() {
 }
 
 #[tokio::test]
+async fn with_a_shutdown_delay_sigterm_first_drains_readiness_and_keeps_serving() {
+    let _bound = bound(60);
+    let mut env = Env::with(Setup {
+        server_extra: "shutdown_delay = \"2s\"\n".into(),
+        ..Setup::default()
+    })
+    .await;
+    let ready = || async {
+        let r = env.http.get(env.gw.admin_url("/readyz")).send().await.unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().await.unwrap()["status"].clone(),
+        )
+    };
+    assert_eq!(ready().await, (200, json!("ready")));
+    let t = Instant::now();
+    env.gw.terminate();
+    eventually_async(2, "/readyz to say draining", || async {
+        (ready().await == (503, json!("draining"))).then_some(())
+    })
+    .await;
+    // Still accepting and answering while a load balancer takes it out.
+    let auth = bearer(&token("acme", None));
+    while t.elapsed() < Duration::from_millis(1500) {
+        let r = env
+            .http
+            .get(env.url("/v1/info"))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = env.gw.wait_exit(20).await;
+    assert!(status.success(), "{status:?}");
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "stopped before the delay: {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn sigint_and_an_idle_sigterm_exit_at_once() {
     let _bound = bound(120);
     for signal in ["-INT", "-TERM"] {

@@ -15,9 +15,13 @@ const SECRET: &str = "benchmark-secret-0123456789abcdef0123";
 /// The simulator and the gateway under test; both killed on drop.
 pub struct Procs {
     sim: Child,
+    /// More simulators: the other Dify replicas of a pool.
+    more: Vec<Child>,
     gw: Child,
     _dir: tempfile::TempDir,
     pub sim_url: String,
+    /// Every simulator's URL (the pool's replicas).
+    pub sim_urls: Vec<String>,
     pub gw_url: String,
     pub admin_url: String,
     pub direct_auth: String,
@@ -73,21 +77,41 @@ impl Procs {
 
     /// Like [`Procs::start_full`], appending `extra` (whole sections) to the gateway's config.
     pub async fn start_extra(sim_args: &[&str], telemetry: &str, extra: &str) -> Self {
+        Self::start_pool(sim_args, telemetry, extra, 1).await
+    }
+
+    /// Like [`Procs::start_extra`], with `replicas` simulators as the gateway's pool
+    /// (`upstream.urls` when more than one).
+    pub async fn start_pool(sim_args: &[&str], telemetry: &str, extra: &str, replicas: usize) -> Self {
         let _ = rlimit::increase_nofile_limit(u64::MAX);
-        let sim_port = free_port();
-        let sim = Command::new(release_bin("dify-sim"))
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{sim_port}"),
-                "--app",
-                &format!("{KEY}=Bench"),
-            ])
-            .args(sim_args)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sim_url = format!("http://127.0.0.1:{sim_port}");
-        wait_http(&format!("{sim_url}/v1/")).await;
+        let mut sims = Vec::new();
+        let mut urls = Vec::new();
+        for _ in 0..replicas.max(1) {
+            let sim_port = free_port();
+            let sim = Command::new(release_bin("dify-sim"))
+                .args([
+                    "--listen",
+                    &format!("127.0.0.1:{sim_port}"),
+                    "--app",
+                    &format!("{KEY}=Bench"),
+                ])
+                .args(sim_args)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let url = format!("http://127.0.0.1:{sim_port}");
+            wait_http(&format!("{url}/v1/")).await;
+            sims.push(sim);
+            urls.push(url);
+        }
+        let sim_url = urls[0].clone();
+        let upstream = if urls.len() == 1 {
+            format!("url = \"{sim_url}\"")
+        } else {
+            let quoted: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+            format!("urls = [{}]", quoted.join(", "))
+        };
+        let sim = sims.remove(0);
         let dir = tempfile::tempdir().unwrap();
         let (listen, admin) = (free_port(), free_port());
         let cfg = format!(
@@ -98,7 +122,7 @@ grace_period = "1s"
 pid_file = "{d}/gw.pid"
 upgrade_sock = "{d}/gw.sock"
 [upstream]
-url = "{sim_url}"
+{upstream}
 [[auth.keys]]
 id = "bench"
 algorithm = "HS256"
@@ -134,6 +158,8 @@ api_key = "{KEY}"
         .unwrap();
         Procs {
             sim,
+            more: sims,
+            sim_urls: urls.clone(),
             gw,
             _dir: dir,
             sim_url,
@@ -191,6 +217,10 @@ impl Drop for Procs {
     fn drop(&mut self) {
         let _ = self.gw.kill();
         let _ = self.sim.kill();
+        for s in &mut self.more {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
         let _ = self.gw.wait();
         let _ = self.sim.wait();
     }

@@ -1,5 +1,6 @@
 //! Liveness, readiness and metrics on the admin listener: `/healthz` answers while the process runs,
-//! `/readyz` while Dify accepts connections (and the store's tenants are read), `/metrics` serves the gateway's registry.
+//! `/readyz` while Dify accepts connections (and the store's tenants are read) and no SIGTERM came,
+//! `/metrics` serves the gateway's registry.
 
 use super::{AdminApp, error, json};
 use http::Response;
@@ -22,9 +23,15 @@ impl AdminApp {
             Some(h) if !h.is_up() => ("unreachable, serving the last snapshot", true),
             Some(_) => ("ok", true),
         };
-        let ready = reachable && store_ready;
+        let draining = self.draining.is_set();
+        let ready = reachable && store_ready && !draining;
+        let status = match (ready, draining) {
+            (_, true) => "draining",
+            (true, _) => "ready",
+            _ => "not_ready",
+        };
         let body = serde_json::json!({
-            "status": if ready { "ready" } else { "not_ready" },
+            "status": status,
             "config": "loaded",
             "upstream": if reachable { "reachable" } else { "unreachable" },
             "store": store,

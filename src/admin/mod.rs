@@ -54,6 +54,8 @@ pub struct AdminApp {
     pub token: Option<Secret>,
     /// Bearer token `/metrics` requires, when set (for an admin listener others can reach).
     pub metrics_token: Option<Secret>,
+    /// Set on SIGTERM: `/readyz` then says draining.
+    pub draining: Arc<crate::listen::shutdown::Draining>,
 }
 
 /// A JSON answer.

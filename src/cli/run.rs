@@ -56,7 +56,10 @@ pub fn serve(settings: Settings, source: Source) -> ExitCode {
         Err(code) => return code,
     };
     match crate::server::build(settings, Some(source), store) {
-        Ok(server) => server.run_forever(),
+        Ok((server, signals)) => {
+            server.run(signals);
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("dify-gateway: {e}");
             ExitCode::FAILURE

@@ -44,6 +44,9 @@ pub struct ServerSection {
     pub admin_listen: String,
     /// Time in-flight requests get to finish after SIGTERM.
     pub grace_period: String,
+    /// After SIGTERM, time the gateway keeps accepting (while `/readyz` says draining) before it
+    /// stops, so that a load balancer takes it out first.
+    pub shutdown_delay: String,
     /// Largest request body accepted; larger ones get 413.
     pub max_request_body: String,
     /// Worker threads of the proxy service.
@@ -71,6 +74,7 @@ impl Default for ServerSection {
             listen: "127.0.0.1:8080".into(),
             admin_listen: "127.0.0.1:9090".into(),
             grace_period: "30s".into(),
+            shutdown_delay: "0s".into(),
             max_request_body: "100MB".into(),
             threads: 2,
             pid_file: None,

@@ -64,6 +64,8 @@ pub struct ServerSettings {
     pub admin_listen: SocketAddr,
     /// Time in-flight requests get after SIGTERM.
     pub grace_period: Duration,
+    /// Time the gateway keeps accepting after SIGTERM, `/readyz` saying draining.
+    pub shutdown_delay: Duration,
     /// Largest request body accepted.
     pub max_request_body: u64,
     /// Proxy worker threads.

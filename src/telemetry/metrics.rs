@@ -466,6 +466,15 @@ impl Metrics {
         }
     }
 
+    /// Drops the series of a Dify replica that left the pool for good.
+    pub fn upstream_removed(&self, upstream: &str) {
+        let _ = self.upstream_healthy.remove_label_values(&[upstream]);
+        let _ = self.upstream_inflight.remove_label_values(&[upstream]);
+        for class in ["2xx", "4xx", "5xx"] {
+            let _ = self.upstream_requests.remove_label_values(&[upstream, class]);
+        }
+    }
+
     /// Requests in flight to a Dify replica.
     pub fn upstream_inflight(&self, upstream: &str, n: usize) {
         self.upstream_inflight

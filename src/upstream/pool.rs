@@ -100,6 +100,8 @@ pub trait PoolObserver: Send + Sync {
     fn health(&self, replica: &Replica, healthy: bool);
     /// `replica` has this many in flight.
     fn inflight(&self, replica: &Replica, n: usize);
+    /// `replica` left the pool for good (its address no longer resolves).
+    fn removed(&self, replica: &Replica);
 }
 
 impl PoolObserver for crate::telemetry::Metrics {
@@ -109,6 +111,10 @@ impl PoolObserver for crate::telemetry::Metrics {
 
     fn inflight(&self, replica: &Replica, n: usize) {
         self.upstream_inflight(&replica.label, n);
+    }
+
+    fn removed(&self, replica: &Replica) {
+        self.upstream_removed(&replica.label);
     }
 }
 
@@ -171,7 +177,7 @@ impl Pool {
 
     /// Replaces origin `origin`'s addresses with `found`; known replicas keep their state.
     pub fn set_addresses(&self, origin: usize, found: &[SocketAddr]) {
-        self.replicas.rcu(|cur| {
+        let before = self.replicas.rcu(|cur| {
             let mut next: Vec<Arc<Replica>> = cur.iter().filter(|r| r.origin != origin).cloned().collect();
             for addr in found {
                 let kept = cur.iter().find(|r| r.origin == origin && r.addr == *addr);
@@ -182,7 +188,12 @@ impl Pool {
             }
             next
         });
-        for r in self.replicas.load().iter() {
+        let now = self.replicas.load();
+        // Gone replicas' series go too: pods come and go, and a dead pod must not stay "healthy".
+        for r in before.iter().filter(|r| !now.iter().any(|n| n.label == r.label)) {
+            self.observer.removed(r);
+        }
+        for r in now.iter() {
             self.observer.health(r, r.healthy());
             self.observer.inflight(r, r.inflight());
         }
@@ -301,5 +312,34 @@ mod tests {
         rs[1].inflight.store(3, Ordering::Relaxed);
         assert_eq!(choose(&rs, &[], 3, 10_000, 0).unwrap_err(), NoReplica::Saturated);
         assert!(choose(&[], &[], 0, 0, 0).is_err());
+    }
+
+    #[test]
+    fn a_replica_gone_from_the_name_loses_its_series_and_the_others_keep_their_state() {
+        let reg = prometheus::Registry::new();
+        let metrics = crate::telemetry::Metrics::register(&reg).unwrap();
+        let pool = Pool::new(0, Box::new(metrics));
+        let (a, b) = (
+            SocketAddr::from(([10, 0, 0, 1], 5001)),
+            SocketAddr::from(([10, 0, 0, 2], 5001)),
+        );
+        pool.set_addresses(0, &[a, b]);
+        pool.replicas()[0].inflight.store(4, Ordering::Relaxed);
+        let series = |reg: &prometheus::Registry| {
+            let text = prometheus::TextEncoder::new()
+                .encode_to_string(&reg.gather())
+                .unwrap();
+            text.lines()
+                .filter(|l| l.starts_with("dify_gateway_upstream_healthy{"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(series(&reg).len(), 2);
+        pool.set_addresses(0, &[a]);
+        assert_eq!(
+            series(&reg),
+            vec!["dify_gateway_upstream_healthy{upstream=\"10.0.0.1:5001\"} 1"]
+        );
+        assert_eq!(pool.replicas()[0].inflight(), 4, "a kept replica lost its count");
     }
 }

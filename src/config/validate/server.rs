@@ -55,6 +55,10 @@ pub(super) fn server(p: &mut Problems, s: &ServerSection, base: &std::path::Path
     };
     ServerSettings {
         keepalive_timeout: p.duration("server.keepalive_timeout", &s.keepalive_timeout),
+        shutdown_delay: units::duration(&s.shutdown_delay).unwrap_or_else(|e| {
+            p.add("server.shutdown_delay", e);
+            Duration::ZERO
+        }),
         header_timeout: p.duration("server.header_timeout", &s.header_timeout),
         tls,
         trusted_proxies,
