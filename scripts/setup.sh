@@ -8,6 +8,8 @@ command -v cmake >/dev/null 2>&1 || need+=(cmake)          # Pingora's zlib-ng b
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)  # the cache tests run a real Redis
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)      # the Redis Cluster tests join nodes with it
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)          # instructions per request, checked against a baseline
 # The store tests start a private PostgreSQL cluster (initdb in a temp dir, as the `postgres` user).
 # No system cluster is wanted: tell postgresql-common not to create (and start) one.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit and loopback integration tests with the real binary, simulator,
 # Redis and the official SDKs; the fault-injection suite (tests/faults.rs) on the release binary;
-# then every fuzz target for a bounded time.
+# then every fuzz target for a bounded time, and the instruction-count check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -15,3 +15,6 @@ else
   cargo test --workspace --lib --bins --tests "$@"
 fi
 scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+# Instructions per request on the main paths (callgrind, release build) may not grow by more than
+# 10% over the committed baseline (benches/instructions.baseline).
+cargo bench --quiet --bench versus_nginx -- --section instructions --check benches/instructions.baseline

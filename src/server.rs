@@ -43,6 +43,7 @@ use crate::telemetry::trace::Otel;
 use crate::tenancy::Tenancy;
 use crate::upstream::{DifyClient, Upstream};
 use crate::{cache, redis};
+use pingora::listeners::{DEFAULT_L4_WRITE_BUFFER_SIZE, L4BufferSettings, ListenerConfig};
 use pingora::proxy::HttpProxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
@@ -253,6 +254,7 @@ pub fn build(
         token: rest.admin_token.clone(),
         metrics_token: rest.metrics_token.clone(),
         draining,
+        tenant_listener: crate::admin::health::Listening::new(rest.server.listen),
     };
     let mut admin = Service::new("admin".to_string(), admin_app);
     admin.threads = Some(1);
@@ -288,16 +290,19 @@ fn tenant_listener(
         header: s.header_timeout,
     };
     let mut service = Service::new("dify-gateway".to_string(), hygiene);
-    let listen = s.listen.to_string();
+    // No 64 KiB read buffer per connection under Pingora's own request buffer: reads go straight
+    // into it (one copy less, and 64 KiB less per held stream; docs/benchmarks.md).
+    let endpoint = ListenerConfig::tcp(s.listen.to_string())
+        .l4_buffer(L4BufferSettings::new(0, DEFAULT_L4_WRITE_BUFFER_SIZE));
     let Some((cert, key)) = &s.tls else {
-        service.add_tcp(&listen);
+        service.add_listener(endpoint);
         return Ok((service, None));
     };
     let certs = Arc::new(Certs::load(cert, key)?);
     let mut tls = pingora::listeners::tls::TlsSettings::intermediate(cert, key).map_err(|e| e.to_string())?;
     tls.set_cert_resolver(Arc::new(CertResolver(certs.clone())));
     tls.enable_h2();
-    service.add_tls_with_settings(&listen, None, tls);
+    service.add_listener(endpoint.tls(tls));
     Ok((service, Some(certs)))
 }
 

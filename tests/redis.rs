@@ -73,6 +73,20 @@ fn subscribers(ports: &[u16]) -> usize {
         .sum()
 }
 
+/// How many cache entries the nodes on `ports` hold.
+fn cached_keys(ports: &[u16]) -> usize {
+    ports
+        .iter()
+        .filter_map(|p| {
+            let out = std::process::Command::new("redis-cli")
+                .args(["-p", &p.to_string(), "--scan", "--pattern", "dify-gw:cache:*"])
+                .output()
+                .ok()?;
+            Some(String::from_utf8_lossy(&out.stdout).lines().count())
+        })
+        .sum()
+}
+
 /// Two replicas on the Redis that `redis_extra` names: one fill serves both, an invalidation
 /// empties both, and the tenant's limit holds across them. Returns the replicas.
 async fn two_replicas_share_redis(redis_extra: &str, limits: &str, nodes: &[u16]) -> (Env, Gateway) {
@@ -84,6 +98,11 @@ async fn two_replicas_share_redis(redis_extra: &str, limits: &str, nodes: &[u16]
     .await;
     let r = get(&env.http, &env.url("/v1/site"), "acme").await;
     assert!(cache_status(&r).contains("fwd=miss"), "{}", cache_status(&r));
+    // The shared copy is written beside the answer, not before it.
+    eventually(5, "the entry in Redis", || {
+        (cached_keys(nodes) == 1).then_some(())
+    })
+    .await;
     let r = get(&env.http, &gw2.url("/v1/site"), "acme").await;
     assert!(
         cache_status(&r).starts_with("dify-gateway; hit"),

@@ -28,7 +28,7 @@ pub struct Procs {
     pub gw_auth: String,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -36,7 +36,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn release_bin(name: &str) -> String {
+pub fn release_bin(name: &str) -> String {
     let path = format!("{}/target/release/{name}", env!("CARGO_MANIFEST_DIR"));
     assert!(
         std::path::Path::new(&path).exists(),
@@ -45,9 +45,10 @@ fn release_bin(name: &str) -> String {
     path
 }
 
-async fn wait_http(url: &str) {
+pub async fn wait_http(url: &str) {
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Long enough for a gateway started under valgrind.
+    let deadline = Instant::now() + Duration::from_secs(180);
     while Instant::now() < deadline {
         if let Ok(r) = http.get(url).send().await
             && r.status().is_success()
@@ -83,6 +84,22 @@ impl Procs {
     /// Like [`Procs::start_extra`], with `replicas` simulators as the gateway's pool
     /// (`upstream.urls` when more than one).
     pub async fn start_pool(sim_args: &[&str], telemetry: &str, extra: &str, replicas: usize) -> Self {
+        Self::start_inner(sim_args, telemetry, extra, replicas, &[]).await
+    }
+
+    /// Like [`Procs::start_with`], running the gateway under `wrapper` (a command and its arguments,
+    /// e.g. valgrind's).
+    pub async fn start_wrapped(sim_args: &[&str], wrapper: &[&str]) -> Self {
+        Self::start_inner(sim_args, "", "", 1, wrapper).await
+    }
+
+    async fn start_inner(
+        sim_args: &[&str],
+        telemetry: &str,
+        extra: &str,
+        replicas: usize,
+        wrapper: &[&str],
+    ) -> Self {
         let _ = rlimit::increase_nofile_limit(u64::MAX);
         let mut sims = Vec::new();
         let mut urls = Vec::new();
@@ -140,7 +157,16 @@ api_key = "{KEY}"
         );
         let path = dir.path().join("gw.toml");
         std::fs::write(&path, cfg).unwrap();
-        let gw = Command::new(release_bin("dify-gateway"))
+        let gateway = release_bin("dify-gateway");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&gateway);
+                c
+            }
+            None => Command::new(&gateway),
+        };
+        let gw = cmd
             .arg("-c")
             .arg(&path)
             .stdout(Stdio::null())

@@ -5,10 +5,44 @@
 use super::{AdminApp, error, json};
 use http::Response;
 use prometheus::{Encoder, TextEncoder};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How long `/readyz` waits for a TCP connection to Dify.
 const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether the tenant listener accepts connections; once it has, it is not asked again.
+#[derive(Debug)]
+pub struct Listening {
+    addr: SocketAddr,
+    seen: AtomicBool,
+}
+
+impl Listening {
+    /// The tenant listener on `listen` (an unspecified address is reached on loopback).
+    pub fn new(listen: SocketAddr) -> Self {
+        let ip = match listen.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Self {
+            addr: SocketAddr::new(ip, listen.port()),
+            seen: AtomicBool::new(false),
+        }
+    }
+
+    async fn accepts(&self) -> bool {
+        if self.seen.load(Ordering::Acquire) {
+            return true;
+        }
+        let probe = tokio::time::timeout(READY_PROBE_TIMEOUT, tokio::net::TcpStream::connect(self.addr));
+        let up = matches!(probe.await, Ok(Ok(_)));
+        self.seen.store(up, Ordering::Release);
+        up
+    }
+}
 
 impl AdminApp {
     /// `/readyz`: 200 while a Dify replica is healthy (without health checks: accepts a connection)
@@ -24,7 +58,8 @@ impl AdminApp {
             Some(_) => ("ok", true),
         };
         let draining = self.draining.is_set();
-        let ready = reachable && store_ready && !draining;
+        let listening = self.tenant_listener.accepts().await;
+        let ready = reachable && store_ready && listening && !draining;
         let status = match (ready, draining) {
             (_, true) => "draining",
             (true, _) => "ready",
@@ -32,6 +67,7 @@ impl AdminApp {
         };
         let body = serde_json::json!({
             "status": status,
+            "listener": if listening { "accepting" } else { "not_yet" },
             "config": "loaded",
             "upstream": if reachable { "reachable" } else { "unreachable" },
             "store": store,

@@ -56,6 +56,9 @@ pub struct AdminApp {
     pub metrics_token: Option<Secret>,
     /// Set on SIGTERM: `/readyz` then says draining.
     pub draining: Arc<crate::listen::shutdown::Draining>,
+    /// The tenant listener: `/readyz` waits until it accepts connections (it may start after the
+    /// admin listener).
+    pub tenant_listener: health::Listening,
 }
 
 /// A JSON answer.

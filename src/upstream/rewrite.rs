@@ -66,9 +66,19 @@ pub fn rewrite_request(req: &mut RequestHeader, up: &Origin, fwd: &Forwarding<'_
         .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
         .filter(|t| !t.is_empty())
         .collect();
-    let strip = HOP_BY_HOP.iter().chain(FORWARDING).copied();
-    for name in strip.chain(listed.iter().map(String::as_str)) {
-        req.remove_header(name);
+    // One pass over the headers the client sent (a handful), instead of a lookup per name that
+    // could be there (two dozen, each parsed and hashed).
+    let doomed: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            HOP_BY_HOP.contains(&name) || FORWARDING.contains(&name) || listed.iter().any(|l| l == name)
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        req.remove_header(&name);
     }
     let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
     let uri: http::Uri = format!("{}{pq}", up.base_path)

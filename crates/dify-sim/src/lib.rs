@@ -172,6 +172,11 @@ impl Simulator {
             let signal = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
+            // Small writes go out at once, as a tuned upstream's do (no Nagle delay against the
+            // client's delayed ACK).
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, router).with_graceful_shutdown(signal).await;
         });
         Ok(Simulator {
