@@ -194,15 +194,26 @@ async fn nothing_is_retried_once_bytes_reached_dify() {
     )
     .replace(
         &format!("url = \"{}\"", sim.base_url()),
-        &format!("urls = [\"http://{broken}\"]"),
+        &format!("urls = [\"http://{broken}\", \"{}\"]", sim.base_url()),
     );
     let gw = Gateway::start_probing(&toml, "/healthz").await;
-    assert_eq!(blocking(&gw).await, 502);
-    assert_eq!(
-        seen.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "a completion that reached Dify was sent twice"
+    // Each request goes to the broken replica first (or to the healthy one, which answers): a
+    // completion the broken one read is never tried on the healthy one.
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        answers.push(blocking(&gw).await);
+    }
+    let reached_broken = seen.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        reached_broken >= 1,
+        "the broken replica was never chosen: {answers:?}"
     );
+    assert_eq!(
+        answers.iter().filter(|s| **s == 502).count(),
+        reached_broken,
+        "a completion that reached Dify was sent again: {answers:?}"
+    );
+    assert_eq!(completions_on(&sim), 6 - reached_broken);
 }
 
 #[tokio::test]

@@ -100,7 +100,7 @@ async fn two_replicas_share_redis(redis_extra: &str, limits: &str, nodes: &[u16]
     assert!(cache_status(&r).contains("fwd=miss"), "{}", cache_status(&r));
     // The shared copy is written beside the answer, not before it.
     eventually(5, "the entry in Redis", || {
-        (cached_keys(nodes) == 1).then_some(())
+        (cached_keys(nodes) >= 1).then_some(())
     })
     .await;
     let r = get(&env.http, &gw2.url("/v1/site"), "acme").await;
@@ -195,8 +195,8 @@ async fn check_refuses_redis_urls_it_cannot_serve() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.toml");
         let toml = config_toml("http://127.0.0.1:1", &setup(extra, ""))
-            .replace("{LISTEN}", "0")
-            .replace("{ADMIN}", "0");
+            .replace("{LISTEN}", "1")
+            .replace("{ADMIN}", "2");
         std::fs::write(&path, toml).unwrap();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_dify-gateway"))
             .args(["check", "--config"])

@@ -32,6 +32,7 @@ impl BackgroundService for RedisSync {
             tracing::warn!(message = "Redis is not usable; running in process only.", error = %e);
             return;
         }
+        self.redis.warm().await;
         let watch = async {
             let mut warned = false;
             for attempt in 0.. {
@@ -64,7 +65,10 @@ impl RedisSync {
             .await
             .map_err(|_| "pub/sub connect timed out".to_string())?
             .map_err(|e| e.to_string())?;
-        pubsub.subscribe(CHANNEL).await.map_err(|e| e.to_string())?;
+        tokio::time::timeout(Duration::from_secs(2), pubsub.subscribe(CHANNEL))
+            .await
+            .map_err(|_| "subscribe timed out".to_string())?
+            .map_err(|e| e.to_string())?;
         if std::mem::take(warned) {
             tracing::info!(message = "Redis is reachable again.");
         }

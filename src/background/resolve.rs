@@ -18,17 +18,28 @@ impl BackgroundService for Resolver {
         let (resolve_every, check_every) = (s.resolve_interval, s.health_check_interval);
         let names = self.0.needs_refresh();
         let out = crate::outbound::Outbound::default();
-        let mut next_resolve = tokio::time::Instant::now() + resolve_every;
+        let now = tokio::time::Instant::now();
+        let (mut next_check, mut next_resolve) = (now, now + resolve_every);
         loop {
-            self.0.check_all(&out).await;
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                () = tokio::time::sleep(check_every) => {}
+            let now = tokio::time::Instant::now();
+            if now >= next_check {
+                self.0.check_all(&out).await;
+                next_check = tokio::time::Instant::now() + check_every;
             }
             if names && tokio::time::Instant::now() >= next_resolve {
                 let up = self.0.clone();
                 let _ = tokio::task::spawn_blocking(move || up.refresh()).await;
                 next_resolve = tokio::time::Instant::now() + resolve_every;
+            }
+            // Each on its own clock: a short resolve_interval is not held to the checks' pace.
+            let wake = if names {
+                next_check.min(next_resolve)
+            } else {
+                next_check
+            };
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                () = tokio::time::sleep_until(wake) => {}
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::{Instant, timeout_at};
 
-/// Bytes past which a head is handed on as it is (the HTTP parser refuses it).
+/// Bytes past which a head that has not ended is refused (431).
 const MAX_HEAD: usize = 64 * 1024;
 
 /// What came of waiting for a request head.
@@ -15,10 +15,14 @@ const MAX_HEAD: usize = 64 * 1024;
 pub enum Head {
     /// The head is complete (or the peer stopped sending): parse it.
     Ready(BytesMut),
-    /// Nothing arrived while the connection was idle (or the peer closed it): close quietly.
+    /// Nothing arrived while the connection was idle, a new connection sent nothing in time, or
+    /// the peer closed it: close quietly (a pre-opened connection must not read a 408 as the answer
+    /// to the request it sends just then).
     Idle,
-    /// A head started (or a new connection sent nothing) and did not complete in time: 408.
+    /// A head started and did not complete in time: 408.
     Slow,
+    /// A head grew past 64 KiB without ending: 431.
+    TooLarge,
 }
 
 /// The offset just past the blank line ending a head, if `buf` holds one.
@@ -41,9 +45,7 @@ pub async fn read_head<S: AsyncRead + Unpin>(
     let start = Instant::now();
     let first_by = start + idle.unwrap_or(limit);
     match timeout_at(first_by, stream.read_buf(&mut buf)).await {
-        Err(_) if idle.is_some() => return Head::Idle,
-        Err(_) => return Head::Slow,
-        Ok(Ok(0)) | Ok(Err(_)) => return Head::Idle,
+        Err(_) | Ok(Ok(0)) | Ok(Err(_)) => return Head::Idle,
         Ok(Ok(_)) => {}
     }
     let deadline = if idle.is_some() {
@@ -51,12 +53,20 @@ pub async fn read_head<S: AsyncRead + Unpin>(
     } else {
         start + limit
     };
+    // Where the search for the blank line goes on from: each read is scanned once (plus the
+    // three bytes before it, where the end may have begun).
+    let mut scanned: usize = 0;
     loop {
         // Blank lines before a request line are allowed (RFC 9112 §2.2): not a head yet.
         let lead = buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
-        if buf.len() > MAX_HEAD || (lead < buf.len() && head_end(&buf[lead..]).is_some()) {
+        let from = lead.max(scanned.saturating_sub(3));
+        if lead < buf.len() && head_end(&buf[from..]).is_some() {
             return Head::Ready(buf);
         }
+        if buf.len() > MAX_HEAD {
+            return Head::TooLarge;
+        }
+        scanned = buf.len();
         match timeout_at(deadline, stream.read_buf(&mut buf)).await {
             Err(_) => return Head::Slow,
             Ok(Ok(0)) | Ok(Err(_)) => return Head::Ready(buf),
@@ -112,7 +122,23 @@ mod tests {
         );
         assert_eq!(
             read_head(&mut server, None, Duration::from_millis(20)).await,
-            Head::Slow
+            Head::Idle
         );
+    }
+
+    #[tokio::test]
+    async fn a_head_that_never_ends_is_too_large_and_its_end_is_found_across_reads() {
+        let (mut client, mut server) = tokio::io::duplex(256 * 1024);
+        let filler = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(70 * 1024));
+        client.write_all(filler.as_bytes()).await.unwrap();
+        let h = read_head(&mut server, None, Duration::from_secs(5)).await;
+        assert_eq!(h, Head::TooLarge);
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let reader = tokio::spawn(async move { read_head(&mut server, None, Duration::from_secs(5)).await });
+        for piece in [&b"GET / HTTP/1.1\r\nHost: x\r"[..], b"\n", b"\r", b"\n"] {
+            client.write_all(piece).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(reader.await.unwrap(), Head::Ready(_)));
     }
 }

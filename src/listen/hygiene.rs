@@ -16,8 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-/// The answer to a head that did not come in time.
-const TIMEOUT_408: &str = "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: 98\r\nConnection: close\r\n\r\n{\"code\": \"request_timeout\", \"message\": \"The request head was not received in time\", \"status\": 408}\n";
+/// The answer to a head that did not come in time, and to one that grew too large, in Dify's
+/// envelope.
+fn refusal(status: u16, reason: &str, code: &str, message: &str) -> String {
+    let body = format!("{{\"code\": \"{code}\", \"message\": \"{message}\", \"status\": {status}}}\n");
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
 
 /// The proxy behind connection hygiene.
 pub struct Hygiene<A> {
@@ -30,8 +37,8 @@ pub struct Hygiene<A> {
 }
 
 impl<A> Hygiene<A> {
-    async fn refuse_slow(mut stream: Stream) {
-        let _ = stream.write_all(TIMEOUT_408.as_bytes()).await;
+    async fn refuse(mut stream: Stream, answer: String) {
+        let _ = stream.write_all(answer.as_bytes()).await;
         let _ = stream.flush().await;
         let _ = stream.shutdown().await;
     }
@@ -58,7 +65,14 @@ where
                 Head::Ready(prefix) => prefix,
                 Head::Idle => return None,
                 Head::Slow => {
-                    Self::refuse_slow(stream).await;
+                    let msg = "The request head was not received in time";
+                    Self::refuse(stream, refusal(408, "Request Timeout", "request_timeout", msg)).await;
+                    return None;
+                }
+                Head::TooLarge => {
+                    let msg = "The request head is larger than 64 KiB";
+                    let answer = refusal(431, "Request Header Fields Too Large", "request_too_large", msg);
+                    Self::refuse(stream, answer).await;
                     return None;
                 }
             };
@@ -76,5 +90,23 @@ where
 
     async fn cleanup(&self) {
         self.inner.http_cleanup().await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::refusal;
+
+    #[test]
+    fn the_refusals_length_is_their_bodys() {
+        let a = refusal(408, "Request Timeout", "request_timeout", "late");
+        let (head, body) = a.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.contains(&format!("Content-Length: {}\r\n", body.len())),
+            "{a}"
+        );
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["status"], 408);
     }
 }

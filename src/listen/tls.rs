@@ -38,7 +38,11 @@ fn read(cert: &str, key: &str) -> Result<CertifiedKey, String> {
         .key_provider
         .load_private_key(key)
         .map_err(|e| format!("the private key cannot be used: {e}"))?;
-    Ok(CertifiedKey::new(chain, signer))
+    let pair = CertifiedKey::new(chain, signer);
+    // A key of another certificate (a rotation caught halfway) would fail every handshake.
+    pair.keys_match()
+        .map_err(|e| format!("{cert}: the private key does not belong to this certificate: {e}"))?;
+    Ok(pair)
 }
 
 impl Certs {

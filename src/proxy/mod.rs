@@ -272,6 +272,7 @@ impl ProxyHttp for Gateway {
         let replica = ctx.upstream.lease.as_ref().map(|l| l.replica().clone());
         if let Some(r) = &replica
             && ctx.timing.upstream_start.is_some()
+            && !r.is_removed()
         {
             self.metrics.upstream_request(&r.label, status);
         }

@@ -65,6 +65,17 @@ impl RedisTier {
         Ok(())
     }
 
+    /// Opens the connection now (a PING with a generous limit), so that the first request's call,
+    /// under the short `redis_timeout`, does not pay for the connect and TLS handshake.
+    pub async fn warm(&self) -> bool {
+        let pong: Option<String> = self
+            .call_within("get", ADMIN_TIMEOUT, |mut c| async move {
+                redis::cmd("PING").query_async(&mut c).await
+            })
+            .await;
+        pong.is_some()
+    }
+
     /// Whether Redis is considered up (connected and the breaker closed).
     pub fn is_up(&self) -> bool {
         self.conn.load().is_some() && !self.breaker.lock().is_open()

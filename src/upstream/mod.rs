@@ -119,12 +119,15 @@ impl Upstream {
         if self.settings.health_check_path.is_some() {
             return self.pool.any_healthy();
         }
-        match self.addr() {
-            Some(addr) => matches!(
-                tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr)).await,
-                Ok(Ok(_))
-            ),
-            None => false,
+        // Any replica not ejected that accepts a connection (one dead pod must not make every
+        // gateway unready).
+        let now = crate::clock::now_ms();
+        for r in self.pool.replicas().iter().filter(|r| r.available(now)) {
+            let probe = tokio::time::timeout(wait, tokio::net::TcpStream::connect(r.addr));
+            if matches!(probe.await, Ok(Ok(_))) {
+                return true;
+            }
         }
+        false
     }
 }

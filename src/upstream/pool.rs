@@ -23,9 +23,16 @@ pub struct Replica {
     healthy: AtomicBool,
     /// Unix ms until which a refused connection keeps it out.
     ejected_until: AtomicU64,
+    /// Left the pool for good: its metric series are gone and must not come back.
+    removed: AtomicBool,
 }
 
 impl Replica {
+    /// Whether it left the pool for good (a lease may outlive that: a stream still running).
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
     fn new(origin: usize, addr: SocketAddr) -> Self {
         Self {
             addr,
@@ -34,6 +41,7 @@ impl Replica {
             inflight: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             ejected_until: AtomicU64::new(0),
+            removed: AtomicBool::new(false),
         }
     }
 
@@ -106,11 +114,15 @@ pub trait PoolObserver: Send + Sync {
 
 impl PoolObserver for crate::telemetry::Metrics {
     fn health(&self, replica: &Replica, healthy: bool) {
-        self.upstream_healthy(&replica.label, healthy);
+        if !replica.is_removed() {
+            self.upstream_healthy(&replica.label, healthy);
+        }
     }
 
     fn inflight(&self, replica: &Replica, n: usize) {
-        self.upstream_inflight(&replica.label, n);
+        if !replica.is_removed() {
+            self.upstream_inflight(&replica.label, n);
+        }
     }
 
     fn removed(&self, replica: &Replica) {
@@ -191,6 +203,7 @@ impl Pool {
         let now = self.replicas.load();
         // Gone replicas' series go too: pods come and go, and a dead pod must not stay "healthy".
         for r in before.iter().filter(|r| !now.iter().any(|n| n.label == r.label)) {
+            r.removed.store(true, Ordering::Release);
             self.observer.removed(r);
         }
         for r in now.iter() {
@@ -200,14 +213,22 @@ impl Pool {
     }
 
     fn take(self: &Arc<Self>, exclude: &[SocketAddr], cap: usize) -> Result<Lease, NoReplica> {
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        let r = choose(&self.replicas.load(), exclude, cap, crate::clock::now_ms(), turn)?;
-        let n = r.inflight.fetch_add(1, Ordering::AcqRel) + 1;
-        self.observer.inflight(&r, n);
-        Ok(Lease {
-            replica: r,
-            pool: self.clone(),
-        })
+        loop {
+            let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+            let r = choose(&self.replicas.load(), exclude, cap, crate::clock::now_ms(), turn)?;
+            // Counted only while under the cap: threads racing for the last slot cannot both win;
+            // the loser chooses again.
+            let counted = r.inflight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (cap == 0 || n < cap).then_some(n + 1)
+            });
+            if let Ok(before) = counted {
+                self.observer.inflight(&r, before + 1);
+                return Ok(Lease {
+                    replica: r,
+                    pool: self.clone(),
+                });
+            }
+        }
     }
 
     /// Takes a replica for a request, waiting up to `wait` while every healthy one is full.
@@ -246,6 +267,8 @@ impl Pool {
         let changed = replica.healthy.swap(healthy, Ordering::AcqRel) != healthy;
         if healthy {
             replica.ejected_until.store(0, Ordering::Release);
+            // Requests waiting for a slot may take this replica now.
+            self.freed.notify_waiters();
         }
         self.observer
             .health(replica, healthy && replica.available(crate::clock::now_ms()));

@@ -23,16 +23,19 @@ impl RedisCluster {
                 .join(format!("nodes-{port}.conf"))
                 .display()
                 .to_string();
-            let extra = [
+            // The bus port defaults to port + 10000: past 65535 for most OS-assigned ports.
+            let bus = free_port().to_string();
+            let d = dir.path().display().to_string();
+            let args = [
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
                 &conf,
+                "--cluster-port",
+                &bus,
                 "--dir",
+                &d,
             ];
-            let d = dir.path().display().to_string();
-            let mut args: Vec<&str> = extra.to_vec();
-            args.push(&d);
             nodes.push(Redis::spawn(port, &args).await);
         }
         let addrs: Vec<String> = nodes.iter().map(|r| format!("127.0.0.1:{}", r.port)).collect();

@@ -12,6 +12,12 @@ pub(super) fn server(p: &mut Problems, s: &ServerSection, base: &std::path::Path
     if listen == admin_listen && listen.port() != 0 {
         p.add("server.admin_listen", "must differ from server.listen");
     }
+    if listen.port() == 0 && !s.listen.is_empty() {
+        p.add(
+            "server.listen",
+            "must name a port: tenants and load balancers could not find one the OS picks",
+        );
+    }
     let max_request_body = units::size(&s.max_request_body).unwrap_or_else(|e| {
         p.add("server.max_request_body", e);
         0
