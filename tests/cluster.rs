@@ -199,14 +199,7 @@ async fn a_dify_replica_killed_and_a_gateway_rolled_under_traffic() {
     })
     .await;
     // A rollout: the gateway stops accepting and lets its requests finish.
-    let pid = gws[0].child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    gws[0].terminate();
     let at_roll = total(&seen);
     eventually_async(20, "traffic after the roll", || async {
         (total(&seen) >= at_roll + 30).then_some(())

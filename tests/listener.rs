@@ -117,27 +117,14 @@ async fn http1_over_tls_and_the_certificate_is_reread_on_sighup() {
         ask(&second).await.is_err(),
         "the second certificate served before the reload"
     );
-    let pid = env.gw.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    env.gw.signal("-HUP");
     let answer = eventually_async(10, "the new certificate", || async { ask(&second).await.ok() }).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(ask(&first).await.is_err(), "the old certificate is still served");
 
     // A broken pair on reload: the old one stays.
     std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    env.gw.signal("-HUP");
     eventually(10, "the failed reload logged", || {
         env.gw
             .log()

@@ -391,14 +391,13 @@ impl Gateway {
 
     /// Sends SIGTERM (graceful stop).
     pub fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    /// Sends `sig` (`-HUP`, `-TERM`, ...) to the process.
+    pub fn signal(&self, sig: &str) {
         let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
     }
 
     /// Waits for the process to exit (at most `secs` seconds) and returns its status.
