@@ -17,8 +17,14 @@ const KEY_INITECH: &str = "app-initech-own-key";
 /// config (a `[limits]` section).
 async fn gateway(redis: Option<&Redis>, extra: &str) -> (Env, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    (Env::with(setup(dir.path(), redis, extra)).await, dir)
+}
+
+/// A gateway's setup with its store in `dir` (replicas share it), on `redis` when given, with
+/// `extra` config, and Initech's own Dify app.
+fn setup(dir: &std::path::Path, redis: Option<&Redis>, extra: &str) -> Setup {
     let mut setup = Setup {
-        extra: format!("{}\n{extra}", store_toml(&sqlite_url(dir.path()))),
+        extra: format!("{}\n{extra}", store_toml(&sqlite_url(dir))),
         redis_extra: redis
             .map(|r| format!("url = \"{}\"", r.url()))
             .unwrap_or_default(),
@@ -28,7 +34,7 @@ async fn gateway(redis: Option<&Redis>, extra: &str) -> (Env, tempfile::TempDir)
         .sim
         .apps
         .push(dify_sim::SimApp::new(KEY_INITECH, "Initech writer"));
-    (Env::with(setup).await, dir)
+    setup
 }
 
 /// Tenant `id` with `limits`, its app `writer` as `app` says, and a gateway API key for it.
@@ -320,17 +326,7 @@ async fn two_replicas_on_one_redis_admit_the_limit_and_not_more() {
     let _bound = bound(90);
     let redis = Redis::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let setup = || {
-        let mut s = Setup {
-            extra: store_toml(&sqlite_url(dir.path())),
-            redis_extra: format!("url = \"{}\"", redis.url()),
-            ..Setup::default()
-        };
-        s.sim
-            .apps
-            .push(dify_sim::SimApp::new(KEY_INITECH, "Initech writer"));
-        s
-    };
+    let setup = || setup(dir.path(), Some(&redis), "");
     let (one, two) = (Env::with(setup()).await, Env::with(setup()).await);
     let key = tenant(
         &one,
@@ -487,20 +483,7 @@ async fn a_lease_is_renewed_while_its_stream_runs_and_expires_with_a_dead_replic
     let _bound = bound(90);
     let redis = Redis::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let setup = || {
-        let mut s = Setup {
-            extra: format!(
-                "{}\n[limits]\nlease_ttl = \"3s\"\n",
-                store_toml(&sqlite_url(dir.path()))
-            ),
-            redis_extra: format!("url = \"{}\"", redis.url()),
-            ..Setup::default()
-        };
-        s.sim
-            .apps
-            .push(dify_sim::SimApp::new(KEY_INITECH, "Initech writer"));
-        s
-    };
+    let setup = || setup(dir.path(), Some(&redis), "[limits]\nlease_ttl = \"3s\"\n");
     let (one, two) = (Env::with(setup()).await, Env::with(setup()).await);
     let key = tenant(
         &one,

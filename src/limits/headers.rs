@@ -82,17 +82,8 @@ fn reset(kind: LimitKind, limits: &Limits, remaining: f64, now_ms: u64) -> u64 {
 
 /// `RateLimit` for the admitted request's tightest limit (least left for its quota).
 pub fn tightest(limits: &Limits, rem: &Remaining, now_ms: u64) -> Option<String> {
-    let left = [
-        (LimitKind::Requests, rem.requests.map(|r| r as f64)),
-        (LimitKind::Concurrency, rem.concurrency.map(|r| r as f64)),
-        (
-            LimitKind::TokensPerMinute,
-            rem.tokens_per_minute.map(|r| r as f64),
-        ),
-        (LimitKind::TokensPerDay, rem.tokens_per_day.map(|r| r as f64)),
-        (LimitKind::CostPerMonth, rem.cost_per_month),
-    ];
-    let (kind, r) = left
+    let (kind, r) = rem
+        .by_kind()
         .into_iter()
         .filter_map(|(k, r)| {
             let (q, _) = quota(limits, k)?;

@@ -245,17 +245,7 @@ impl Limiter {
     }
 
     fn remaining(&self, tenant: &str, rem: &Remaining) {
-        let left = [
-            (LimitKind::Requests, rem.requests.map(|r| r as f64)),
-            (LimitKind::Concurrency, rem.concurrency.map(|r| r as f64)),
-            (
-                LimitKind::TokensPerMinute,
-                rem.tokens_per_minute.map(|r| r as f64),
-            ),
-            (LimitKind::TokensPerDay, rem.tokens_per_day.map(|r| r as f64)),
-            (LimitKind::CostPerMonth, rem.cost_per_month),
-        ];
-        for (k, r) in left {
+        for (k, r) in rem.by_kind() {
             if let Some(r) = r {
                 self.metrics.limit_remaining(tenant, k.label(), r);
             }

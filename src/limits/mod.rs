@@ -120,6 +120,20 @@ pub struct Remaining {
     pub cost_per_month: Option<f64>,
 }
 
+impl Remaining {
+    /// What is left, by limit (for the headers and the gauges).
+    pub fn by_kind(&self) -> [(LimitKind, Option<f64>); 5] {
+        let n = |v: Option<u64>| v.map(|r| r as f64);
+        [
+            (LimitKind::Requests, n(self.requests)),
+            (LimitKind::Concurrency, n(self.concurrency)),
+            (LimitKind::TokensPerMinute, n(self.tokens_per_minute)),
+            (LimitKind::TokensPerDay, n(self.tokens_per_day)),
+            (LimitKind::CostPerMonth, self.cost_per_month),
+        ]
+    }
+}
+
 /// A decision.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Verdict {
