@@ -62,9 +62,14 @@ async fn token_and_cost_counters_equal_what_dify_reported() {
     assert!(prompt > 0 && completion > 0 && cost > 0.0);
     let series =
         |t: &str| format!("dify_gateway_tokens_total{{app=\"writer\",tenant=\"acme\",type=\"{t}\"}}");
+    env.gw
+        .metrics_contain(&format!("{} {completion}", series("completion")))
+        .await;
+    // Tokens are counted as message_end passes; the stream's own figures when its request ends,
+    // just after the client has read it.
     let m = env
         .gw
-        .metrics_contain(&format!("{} {completion}", series("completion")))
+        .metrics_contain("dify_gateway_stream_duration_seconds_count{app=\"writer\",tenant=\"acme\"} 3")
         .await;
     assert_eq!(sample(&m, &series("prompt")), prompt as f64);
     let billed = sample(
