@@ -4,10 +4,14 @@
 use super::after_grace;
 use crate::stream::stop::{ActiveStreams, StopCause, Stopper};
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Stops sent to Dify at once when the grace period ends.
+const STOPS_AT_ONCE: usize = 32;
 
 /// The background service.
 pub struct ShutdownStops {
@@ -32,8 +36,14 @@ impl BackgroundService for ShutdownStops {
                 count = open.len()
             );
         }
-        let calls = open.iter().map(|t| self.stopper.stop(t, StopCause::Shutdown));
-        for r in futures_util::future::join_all(calls).await {
+        // A bounded number at a time: a thousand open streams must not become a thousand
+        // simultaneous connections to Dify replicas that each serve a handful.
+        let mut calls = Vec::with_capacity(open.len());
+        for t in &open {
+            calls.push(self.stopper.stop(t, StopCause::Shutdown));
+        }
+        let mut done = futures_util::stream::iter(calls).buffer_unordered(STOPS_AT_ONCE);
+        while let Some(r) = done.next().await {
             if let Err(e) = r {
                 tracing::warn!(message = "Stop at shutdown failed.", error = %e);
             }
