@@ -8,7 +8,8 @@
 //!
 //! `--section instructions` counts instructions per request on each main path instead (the gateway
 //! under valgrind's callgrind: repeatable on this noisy machine); `--check FILE` fails when a path
-//! grows by more than 10% over FILE's counts, `--record FILE` writes them.
+//! grows by more than 10% over FILE's counts, `--record FILE` writes them, `--keep DIR` keeps each
+//! path's callgrind dump as `DIR/PATH.cg` for `callgrind_annotate`.
 //!
 //! `cargo build --release --workspace --bins --examples && cargo bench --bench versus_nginx`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -505,6 +506,12 @@ async fn instructions() -> BTreeMap<String, u64> {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap();
         counts.insert(kind.0.to_string(), total / n as u64);
+        match support::arg("--keep") {
+            // `--keep DIR`: the dump stays, for `callgrind_annotate DIR/PATH.cg`.
+            Some(keep) => std::fs::copy(&newest, format!("{keep}/{}.cg", kind.0)).map(drop),
+            None => Ok(()),
+        }
+        .unwrap();
         std::fs::remove_file(newest).unwrap();
     }
     drop(p);

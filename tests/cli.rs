@@ -337,8 +337,7 @@ async fn the_demo_answers_its_curl_line_and_exits_on_sigint_and_sigterm() {
 #[tokio::test]
 async fn text_logs_to_a_file_carry_no_colour_codes() {
     let _bound = bound(120);
-    let mut setup = Setup::default();
-    setup.gateway_env.push(("RUST_LOG".into(), "info".into()));
+    let setup = Setup::default();
     let sim = dify_sim::Simulator::start("127.0.0.1:0".parse().unwrap(), setup.sim.clone())
         .await
         .unwrap();
@@ -357,6 +356,39 @@ async fn text_logs_to_a_file_carry_no_colour_codes() {
     })
     .await;
     assert!(!log.contains('\u{1b}'), "ANSI escape codes in a log file:\n{log}");
+}
+
+#[tokio::test]
+async fn access_lines_follow_the_log_filter() {
+    let _bound = bound(120);
+    let mut setup = Setup::default();
+    setup
+        .gateway_env
+        .push(("RUST_LOG".into(), "info,access=off".into()));
+    let sim = dify_sim::Simulator::start("127.0.0.1:0".parse().unwrap(), setup.sim.clone())
+        .await
+        .unwrap();
+    let toml = config_toml(&sim.base_url(), &setup);
+    let gw = Gateway::start_with(&toml, "/readyz", &setup.gateway_env).await;
+    let r = client()
+        .get(gw.url("/v1/info"))
+        .header("authorization", bearer(&token("acme", None)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The request's metrics are recorded in the same step, just before its access line.
+    gw.metrics_contain("endpoint=\"info\",method=\"GET\",status_class=\"2xx\"")
+        .await;
+    let log = gw.log();
+    assert!(
+        log.contains("\"level\":\"INFO\""),
+        "the other info lines are kept:\n{log}"
+    );
+    assert!(
+        !log.contains("\"target\":\"access\""),
+        "access lines were filtered out:\n{log}"
+    );
 }
 
 /// Runs `dify-gateway ARGS` against `gw`'s admin API (off the runtime that serves the simulator).

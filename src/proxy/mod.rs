@@ -276,17 +276,17 @@ impl ProxyHttp for Gateway {
         {
             self.metrics.upstream_request(&r.label, status);
         }
-        let dify = replica.map_or_else(
-            || {
-                (
-                    self.upstream.settings().origin().host.clone(),
-                    self.upstream.settings().origin().port,
-                )
-            },
-            |r| (r.addr.ip().to_string(), r.addr.port()),
-        );
-        ctx.trace.end(&done, (&dify.0, dify.1));
-        access::log(&done, ctx.trace.trace_id());
+        let dify = || {
+            replica.map_or_else(
+                || {
+                    let origin = self.upstream.settings().origin();
+                    (origin.host.clone(), origin.port)
+                },
+                |r| (r.addr.ip().to_string(), r.addr.port()),
+            )
+        };
+        ctx.trace.end(&done, dify);
+        access::log(&done, ctx.trace.trace_id().as_deref());
         if let Some(grant) = grant {
             let produced = done.first_token.is_some();
             let spent = limits::pingora::spent(done.usage.as_ref(), produced, grant.reserve);

@@ -3,7 +3,16 @@
 //! bridged into it; their debug and trace levels, which print request headers, are compiled out.
 
 use crate::config::{LogFormat, TelemetrySettings};
+use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
+
+/// The format of the installed output, for lines written beside the subscriber (the access log).
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// The log line format, once logging is set up.
+pub fn format() -> Option<LogFormat> {
+    FORMAT.get().copied()
+}
 
 /// Installs the global subscriber. Safe to call once per process; later calls do nothing.
 pub fn init_logging(t: &TelemetrySettings) {
@@ -14,6 +23,7 @@ pub fn init_logging(t: &TelemetrySettings) {
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
+    let _ = FORMAT.set(t.log_format);
     let _ = match t.log_format {
         LogFormat::Json => builder
             .json()

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod finished;
 pub mod labels;
+pub mod line;
 pub mod logging;
 pub mod metrics;
 pub mod record;

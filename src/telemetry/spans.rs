@@ -40,20 +40,22 @@ impl Traces {
         self.server.as_ref().and_then(otel::trace_id)
     }
 
-    /// Ends both spans with what the request turned out to be; `dify` is Dify's host and port.
-    pub fn end(&self, done: &Finished<'_>, dify: (&str, u16)) {
+    /// Ends both spans with what the request turned out to be; `dify` gives Dify's host and port
+    /// (asked only when tracing is on).
+    pub fn end(&self, done: &Finished<'_>, dify: impl FnOnce() -> (String, u16)) {
         let Some(server) = &self.server else { return };
         if let Some(t) = done.template {
             otel::rename(server, format!("{} {t}", done.method));
         }
         let status = i64::from(done.status);
         if let Some(c) = &self.client {
+            let dify = dify();
             otel::end(
                 c,
                 vec![
                     KeyValue::new("http.request.method", done.method.to_string()),
                     KeyValue::new("http.response.status_code", status),
-                    KeyValue::new("server.address", dify.0.to_string()),
+                    KeyValue::new("server.address", dify.0),
                     KeyValue::new("server.port", i64::from(dify.1)),
                 ],
             );

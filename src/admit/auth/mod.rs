@@ -1,8 +1,8 @@
 //! Authentication of tenant calls (request step 1, `request_filter`): reads `Authorization: Bearer`
 //! and yields the caller's [`Identity`] from a gateway API key (`dgw-...`) or a tenant JWT (static
-//! keys, or identity providers' key sets), then applies revocations. Verified JWTs are cached by a
-//! hash of the token until `exp`; a cached one stands only while its key does, and revocation is
-//! checked after the cache. Failures become 401 and never reach Dify.
+//! keys, or identity providers' key sets), then applies revocations. Verified JWTs (up to 4 KiB) are
+//! cached by the token itself until `exp`; a cached one stands only while its key does, and
+//! revocation is checked after the cache. Failures become 401 and never reach Dify.
 
 pub mod apikey;
 pub mod bearer;
@@ -23,7 +23,6 @@ use super::snapshot::Snapshot;
 use apikey::API_KEY_PREFIX;
 use jwks::Jwks;
 use moka::sync::Cache;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,10 +67,14 @@ struct Verified {
     policy: Arc<JwtPolicy>,
 }
 
+/// Longer tokens are verified at every call rather than cached, so that the cache's memory stays
+/// bounded by its entry count.
+const MAX_CACHED_TOKEN: usize = 4096;
+
 struct UntilExp;
 
-impl moka::Expiry<[u8; 32], Verified> for UntilExp {
-    fn expire_after_create(&self, _k: &[u8; 32], v: &Verified, _at: Instant) -> Option<Duration> {
+impl moka::Expiry<Box<str>, Verified> for UntilExp {
+    fn expire_after_create(&self, _k: &Box<str>, v: &Verified, _at: Instant) -> Option<Duration> {
         Some(Duration::from_secs(
             v.id.exp.saturating_sub(crate::clock::unix_now()),
         ))
@@ -80,7 +83,7 @@ impl moka::Expiry<[u8; 32], Verified> for UntilExp {
 
 /// Process-lifetime parts of authentication: the verified-token cache and the providers' key sets.
 pub struct Authenticator {
-    cache: Cache<[u8; 32], Verified>,
+    cache: Cache<Box<str>, Verified>,
     /// Identity providers' key sets.
     pub jwks: Arc<Jwks>,
 }
@@ -120,14 +123,14 @@ impl Authenticator {
     }
 
     async fn jwt(&self, token: &str, snap: &Snapshot, now: u64) -> Result<Arc<Identity>, AuthError> {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(hit) = self.cache.get(&digest) {
+        // Keyed by the token itself: a hash of it cost a SHA-256 per call.
+        if let Some(hit) = self.cache.get(token) {
             // Verified under today's claim checks, with a key still in force: it stands.
             if now < hit.id.exp && Arc::ptr_eq(&hit.policy, &snap.policy) && self.still_stands(&hit.id, snap)
             {
                 return Ok(hit.id);
             }
-            self.cache.invalidate(&digest);
+            self.cache.invalidate(token);
         }
         let header = header::peek(token)?;
         let alg = jwt::algorithm(&header)?;
@@ -152,12 +155,12 @@ impl Authenticator {
                 iat: claims.iat,
             },
         });
-        if now < id.exp {
+        if now < id.exp && token.len() <= MAX_CACHED_TOKEN {
             let verified = Verified {
                 id: id.clone(),
                 policy: snap.policy.clone(),
             };
-            self.cache.insert(digest, verified);
+            self.cache.insert(token.into(), verified);
         }
         Ok(id)
     }
