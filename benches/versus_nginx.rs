@@ -137,6 +137,11 @@ struct Bare(Child, u16);
 
 impl Bare {
     async fn start(upstream: &str) -> Bare {
+        Self::start_wrapped(upstream, &[]).await
+    }
+
+    /// Like [`Bare::start`], the proxy run under `wrapper` (a command and its arguments).
+    async fn start_wrapped(upstream: &str, wrapper: &[&str]) -> Bare {
         let bin = format!(
             "{}/target/release/examples/bare_proxy",
             env!("CARGO_MANIFEST_DIR")
@@ -146,8 +151,10 @@ impl Bare {
             "{bin} missing: cargo build --release --examples"
         );
         let port = free_port();
-        let child = Command::new(bin)
-            .args([format!("127.0.0.1:{port}"), upstream.to_string()])
+        let mut argv: Vec<String> = wrapper.iter().map(|a| a.to_string()).collect();
+        argv.extend([bin, format!("127.0.0.1:{port}"), upstream.to_string()]);
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -468,32 +475,37 @@ fn callgrind_control(args: &[&str], pid: u32) {
     assert!(ok, "callgrind_control {args:?} failed");
 }
 
-/// Instructions per request of each main path, the gateway run under callgrind.
-async fn instructions() -> BTreeMap<String, u64> {
-    let n: usize = support::arg("--requests")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    let dir = tempfile::tempdir().unwrap();
-    let out = format!("--callgrind-out-file={}/cg.%p", dir.path().display());
-    let wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", &out];
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        panic!("valgrind is needed: apt-get install valgrind");
-    }
-    let p = Procs::start_wrapped(&FAST, &wrapper).await;
-    let pid = p.gw_pid();
+/// Where instructions are counted: a process under callgrind and how to call it.
+struct Counted<'a> {
+    pid: u32,
+    url: &'a str,
+    auth: &'a str,
+    /// Callgrind's dump folder.
+    dir: &'a std::path::Path,
+    /// The name its kept dumps start with (`--keep`).
+    name: &'a str,
+}
+
+/// Instructions per request of each of `paths` through `target`.
+async fn count(
+    target: &Counted<'_>,
+    paths: &[(&'static str, &str, &str)],
+    n: usize,
+) -> BTreeMap<String, u64> {
     let http = reqwest::Client::new();
     let mut counts = BTreeMap::new();
-    for kind in INSTRUCTION_PATHS {
+    let pid = target.pid;
+    for &kind in paths {
         // Warm: the paths' code translated, the caches filled, connections open.
-        send_n(&http, &p.gw_url, &p.gw_auth, kind, 20).await;
+        send_n(&http, target.url, target.auth, kind, 20).await;
         callgrind_control(&["-i", "on"], pid);
-        send_n(&http, &p.gw_url, &p.gw_auth, kind, 20).await;
+        send_n(&http, target.url, target.auth, kind, 20).await;
         callgrind_control(&["-z"], pid);
-        send_n(&http, &p.gw_url, &p.gw_auth, kind, n).await;
+        send_n(&http, target.url, target.auth, kind, n).await;
         callgrind_control(&["-d"], pid);
         callgrind_control(&["-i", "off"], pid);
         // The newest dump holds this path's counts.
-        let newest = std::fs::read_dir(dir.path())
+        let newest = std::fs::read_dir(target.dir)
             .unwrap()
             .flatten()
             .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
@@ -507,15 +519,50 @@ async fn instructions() -> BTreeMap<String, u64> {
             .unwrap();
         counts.insert(kind.0.to_string(), total / n as u64);
         match support::arg("--keep") {
-            // `--keep DIR`: the dump stays, for `callgrind_annotate DIR/PATH.cg`.
-            Some(keep) => std::fs::copy(&newest, format!("{keep}/{}.cg", kind.0)).map(drop),
+            // `--keep DIR`: the dump stays, for `callgrind_annotate DIR/NAME.PATH.cg`.
+            Some(keep) => std::fs::copy(&newest, format!("{keep}/{}.{}.cg", target.name, kind.0)).map(drop),
             None => Ok(()),
         }
         .unwrap();
         std::fs::remove_file(newest).unwrap();
     }
-    drop(p);
     counts
+}
+
+/// Instructions per request of each main path, the gateway run under callgrind; and of the
+/// proxied paths through the bare Pingora floor, for comparison.
+async fn instructions() -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    let n: usize = support::arg("--requests")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let dir = tempfile::tempdir().unwrap();
+    let out = format!("--callgrind-out-file={}/cg.%p", dir.path().display());
+    let wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no", &out];
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        panic!("valgrind is needed: apt-get install valgrind");
+    }
+    let p = Procs::start_wrapped(&FAST, &wrapper).await;
+    let gateway = Counted {
+        pid: p.gw_pid(),
+        url: &p.gw_url,
+        auth: &p.gw_auth,
+        dir: dir.path(),
+        name: "gateway",
+    };
+    let counts = count(&gateway, &INSTRUCTION_PATHS, n).await;
+    let upstream = p.sim_url.trim_start_matches("http://").to_string();
+    let bare = Bare::start_wrapped(&upstream, &wrapper).await;
+    let url = format!("http://127.0.0.1:{}", bare.1);
+    let floor = Counted {
+        pid: bare.0.id(),
+        url: &url,
+        auth: &p.direct_auth,
+        dir: dir.path(),
+        name: "bare",
+    };
+    let floor_counts = count(&floor, &INSTRUCTION_PATHS, n).await;
+    drop((bare, p));
+    (counts, floor_counts)
 }
 
 fn read_baseline(path: &str) -> BTreeMap<String, u64> {
@@ -537,11 +584,12 @@ async fn main() {
         return;
     }
     let t = Instant::now();
-    let counts = instructions().await;
-    println!("| path | instructions per request |");
-    println!("|---|---|");
+    let (counts, floor) = instructions().await;
+    println!("| path | gateway | bare Pingora | gateway / bare |");
+    println!("|---|---|---|---|");
     for (k, v) in &counts {
-        println!("| {k} | {v} |");
+        let f = floor.get(k).copied().unwrap_or(0);
+        println!("| {k} | {v} | {f} | {:.2} |", *v as f64 / f.max(1) as f64);
     }
     println!("(counted in {:?})", t.elapsed());
     if let Some(file) = support::arg("--record") {

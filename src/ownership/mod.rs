@@ -123,7 +123,8 @@ impl Ownership {
     /// Records `id` as `owner`'s (in Redis in the background: callers may be synchronous).
     pub fn record(&self, kind: Kind, id: &str, owner: Arc<Owner>) {
         self.map(kind).insert(id.to_string(), owner.clone());
-        if let (Some(redis), Ok(value)) = (self.redis.clone(), serde_json::to_vec(owner.as_ref())) {
+        let Some(redis) = self.redis.clone() else { return };
+        if let Ok(value) = serde_json::to_vec(owner.as_ref()) {
             let key = Self::redis_key(kind, id);
             tokio::spawn(async move { redis.set(&key, &value, kind.ttl()).await });
         }

@@ -1,8 +1,14 @@
 //! Rewrites `user` in a JSON request body (completion, stop, feedback, text-to-audio) and reads the
-//! ids the gateway needs to check ownership. Pure: bytes in, bytes out.
+//! ids the gateway needs to check ownership. Pure: bytes in, bytes out. The body is read as Dify's
+//! Python reads it (an object; a repeated key's last value wins, in its first place), but only
+//! `user` and `message_id` are decoded: every other value goes on as the exact text the client sent.
 
 use super::user::{DEFAULT_USER, scoped};
+use indexmap::IndexMap;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// What the gateway learned from, and did to, a JSON body.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -29,29 +35,104 @@ pub enum BodyError {
     BadUser,
 }
 
+/// A JSON object's members: each key once, with its last value, in the place it first took.
+type Members<'a> = IndexMap<Cow<'a, str>, &'a RawValue>;
+
+/// An object key, borrowed from the body unless it had escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The top level of a body: an object's members, or `None` for any other JSON value.
+struct Top<'a>(Option<Members<'a>>);
+
+impl<'de> serde::Deserialize<'de> for Top<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TopVisitor;
+        impl<'de> Visitor<'de> for TopVisitor {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+                let mut members = Members::with_capacity(map.size_hint().unwrap_or(8).min(64));
+                while let Some((Key(k), v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    members.insert(k, v);
+                }
+                Ok(Top(Some(members)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Top<'de>, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Top(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Top<'de>, E> {
+                Ok(Top(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Top<'de>, E> {
+                Ok(Top(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Top<'de>, E> {
+                Ok(Top(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Top<'de>, E> {
+                Ok(Top(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Top<'de>, E> {
+                Ok(Top(None))
+            }
+            fn visit_unit<E>(self) -> Result<Top<'de>, E> {
+                Ok(Top(None))
+            }
+        }
+        d.deserialize_any(TopVisitor)
+    }
+}
+
 /// Reads (and with `scope` rewrites) a JSON body for `tenant`. Anything but a JSON object is refused:
 /// passing it on unread could let a body Dify reads differently carry an unscoped `user`. With
 /// `default_user`, a missing `user` becomes the tenant's own `DEFAULT-USER` (endpoints where Dify would
 /// fall back to a user shared by everyone).
 pub fn inspect(body: &[u8], tenant: &str, scope: bool, default_user: bool) -> Result<JsonBody, BodyError> {
-    let mut map = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return Err(BodyError::NotObject),
+    // Dify decodes the whole body as UTF-8 before it parses it: so does the gateway.
+    let text = std::str::from_utf8(body).map_err(|_| BodyError::NotJson)?;
+    let mut members = match serde_json::from_str::<Top<'_>>(text) {
+        Ok(Top(Some(members))) => members,
+        Ok(Top(None)) => return Err(BodyError::NotObject),
         Err(_) => return Err(BodyError::NotJson),
     };
+    let decoded = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).map_err(|_| BodyError::NotJson);
     // Dify ignores an empty `message_id` (and voices `text`): so does the ownership check.
-    let message_id = map
-        .get("message_id")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
-        .map(String::from);
-    let user = match map.get("user") {
+    let message_id = match members.get("message_id") {
+        Some(raw) => match decoded(raw)? {
+            Value::String(m) if !m.is_empty() => Some(m),
+            _ => None,
+        },
+        None => None,
+    };
+    let user = match members.get("user").map(|raw| decoded(raw)).transpose()? {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(s),
         // Dify str()s other scalars; keep that, then scope the text.
         Some(Value::Number(n)) => Some(n.to_string()),
-        Some(Value::Bool(b)) => Some(if *b { "True" } else { "False" }.to_string()),
+        Some(Value::Bool(b)) => Some(if b { "True" } else { "False" }.to_string()),
         Some(_) if scope => return Err(BodyError::BadUser),
         Some(_) => None,
     };
@@ -74,13 +155,31 @@ pub fn inspect(body: &[u8], tenant: &str, scope: bool, default_user: bool) -> Re
             });
         }
     };
-    map.insert("user".into(), Value::String(dify_user.clone()));
-    let rewritten = serde_json::to_vec(&Value::Object(map)).ok();
+    let user_json = serde_json::to_string(&dify_user).map_err(|_| BodyError::BadUser)?;
+    let user_raw = RawValue::from_string(user_json).map_err(|_| BodyError::BadUser)?;
+    members.insert(Cow::Borrowed("user"), &user_raw);
     Ok(JsonBody {
-        rewritten,
+        rewritten: Some(write_object(&members, body.len() + dify_user.len())),
         dify_user: Some(dify_user),
         message_id,
     })
+}
+
+/// The object of `members`, compact between members, each value as it was written.
+fn write_object(members: &IndexMap<Cow<'_, str>, &RawValue>, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity + 8);
+    out.push(b'{');
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // A key came from a JSON string: it always writes back.
+        let _ = serde_json::to_writer(&mut out, k.as_ref());
+        out.push(b':');
+        out.extend_from_slice(v.get().as_bytes());
+    }
+    out.push(b'}');
+    out
 }
 
 #[cfg(test)]
@@ -123,6 +222,65 @@ mod tests {
     fn an_empty_message_id_names_no_message() {
         let r = inspect(br#"{"message_id": "", "text": "hi"}"#, "acme", true, true).unwrap();
         assert_eq!(r.message_id, None);
+    }
+
+    fn rewritten(body: &[u8]) -> String {
+        let r = inspect(body, "acme", true, false).unwrap();
+        String::from_utf8(r.rewritten.unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_repeated_user_is_read_as_python_reads_it() {
+        // The last value wins, in the place the key first took; an escaped key is the same key.
+        assert_eq!(
+            rewritten(br#"{"user": "a", "x": 1, "user": "b"}"#),
+            r#"{"user":"acme:b","x":1}"#
+        );
+        assert_eq!(
+            rewritten(br#"{"us\u0065r": "eve", "inputs": {"user": "x"}}"#),
+            r#"{"user":"acme:eve","inputs":{"user": "x"}}"#,
+            "only the top-level user is scoped"
+        );
+        assert_eq!(
+            rewritten(br#"{"user": ["no"], "user": "bob"}"#),
+            r#"{"user":"acme:bob"}"#
+        );
+    }
+
+    #[test]
+    fn other_values_go_on_as_the_client_wrote_them() {
+        // Numbers Rust's f64 would round, escapes and spacing inside values are Dify's to read.
+        let body = br#"{"inputs": {"n": 12345678901234567890123, "s": "caf\u00e9 \ud83d\ude00"}, "big": 1e400, "user": "bob"}"#;
+        assert_eq!(
+            rewritten(body),
+            r#"{"inputs":{"n": 12345678901234567890123, "s": "caf\u00e9 \ud83d\ude00"},"big":1e400,"user":"acme:bob"}"#
+        );
+        let odd_key = rewritten(b"{\"a\\\"b\\n\": true, \"user\": \"bob\"}");
+        assert_eq!(odd_key, "{\"a\\\"b\\n\":true,\"user\":\"acme:bob\"}");
+    }
+
+    #[test]
+    fn bodies_python_would_not_read_are_refused() {
+        for bad in [
+            &b"{\"user\": \"b\xffb\"}"[..],
+            b"{\"x\": \"\xc3\"}",
+            b"{\"user\": NaN}",
+            b"{\"user\": \"bob\"} trailing",
+            b"{\"user\": \"\\ud800\"}",
+            b"",
+        ] {
+            assert_eq!(
+                inspect(bad, "acme", true, false),
+                Err(BodyError::NotJson),
+                "{bad:?}"
+            );
+        }
+        for not_object in [&b"\"s\""[..], b"1", b"null", b"true", b"[{\"user\": 1}]"] {
+            assert_eq!(
+                inspect(not_object, "acme", true, false),
+                Err(BodyError::NotObject)
+            );
+        }
     }
 
     #[test]

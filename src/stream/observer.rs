@@ -206,14 +206,31 @@ impl SseObserver {
     }
 }
 
-/// The `"event"` of an event whose JSON was cut at the size cap: Dify always writes it first.
+/// The `"event"` an event's JSON starts with (`{"event":"NAME"` or `{"event": "NAME"`, as Dify
+/// writes it first), without escapes.
 fn event_from_prefix(data: &[u8]) -> Option<&str> {
-    let rest = data.strip_prefix(br#"{"event":""#)?;
-    let end = rest.iter().position(|b| *b == b'"')?;
+    let rest = data.strip_prefix(br#"{"event":"#)?;
+    let rest = rest.strip_prefix(b" ").unwrap_or(rest).strip_prefix(b"\"")?;
+    let end = rest.iter().position(|b| *b == b'"' || *b == b'\\')?;
+    (rest[end] == b'"').then_some(())?;
     std::str::from_utf8(&rest[..end]).ok()
 }
 
+/// Whether `data` is a text delta or an audio chunk that adds nothing once the ids are known: its
+/// kind is read from its start and the rest (the bulk of a stream: answer text, audio) is not parsed.
+fn bulk_event(seen: &Observation, ev: &SseEvent<'_>) -> Option<EventKind> {
+    if ev.event.is_some() || seen.task_id.is_none() || seen.message_id.is_none() {
+        return None;
+    }
+    let kind = EventKind::from_name(event_from_prefix(ev.data)?);
+    matches!(kind, EventKind::Message | EventKind::TtsMessage).then_some(kind)
+}
+
 fn record(seen: &mut Observation, ev: SseEvent<'_>, elapsed: Duration) {
+    if let Some(kind) = bulk_event(seen, &ev) {
+        count(seen, kind, elapsed);
+        return;
+    }
     let payload = serde_json::from_slice::<Payload<'_>>(ev.data).ok();
     let name = match (&payload, ev.event) {
         (Some(Payload { event: Some(e), .. }), _) => e.as_ref(),
@@ -222,18 +239,7 @@ fn record(seen: &mut Observation, ev: SseEvent<'_>, elapsed: Duration) {
         _ => "",
     };
     let kind = EventKind::from_name(name);
-    if let Some(i) = EventKind::ALL.iter().position(|k| *k == kind) {
-        seen.counts[i] = seen.counts[i].saturating_add(1);
-    }
-    if kind == EventKind::Message && seen.first_content.is_none() {
-        seen.first_content = Some(elapsed);
-    }
-    if matches!(
-        kind,
-        EventKind::MessageEnd | EventKind::Error | EventKind::TtsMessageEnd
-    ) {
-        seen.terminal = Some(kind);
-    }
+    count(seen, kind, elapsed);
     let Some(p) = payload else { return };
     if seen.task_id.is_none() {
         seen.task_id = p.task_id.map(Cow::into_owned);
@@ -246,6 +252,22 @@ fn record(seen: &mut Observation, ev: SseEvent<'_>, elapsed: Duration) {
     }
     if let Some(usage) = p.metadata.and_then(|m| m.usage) {
         seen.usage = Some(usage);
+    }
+}
+
+/// Counts one event of `kind`, `elapsed` after the request started.
+fn count(seen: &mut Observation, kind: EventKind, elapsed: Duration) {
+    if let Some(i) = EventKind::ALL.iter().position(|k| *k == kind) {
+        seen.counts[i] = seen.counts[i].saturating_add(1);
+    }
+    if kind == EventKind::Message && seen.first_content.is_none() {
+        seen.first_content = Some(elapsed);
+    }
+    if matches!(
+        kind,
+        EventKind::MessageEnd | EventKind::Error | EventKind::TtsMessageEnd
+    ) {
+        seen.terminal = Some(kind);
     }
 }
 

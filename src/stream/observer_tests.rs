@@ -140,3 +140,85 @@ fn a_jobs_id_is_read() {
         Some("5b1c3e9a-7a9d-4a53-9a52-3b0b9b2d9a10")
     );
 }
+
+/// `body` with every event's JSON written the way Python's `json.dumps` spaces it.
+fn spaced(body: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(body).unwrap();
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        match line.strip_prefix("data: ") {
+            Some(json) => {
+                let v: serde_json::Value = serde_json::from_str(json.trim_end()).unwrap();
+                let compact = serde_json::to_string(&v).unwrap();
+                // Separators only: no string in the fixtures holds `":` or `",`.
+                let python = compact.replace("\":", "\": ").replace(",\"", ", \"");
+                out.push_str(&format!("data: {python}\n"));
+            }
+            None => out.push_str(line),
+        }
+    }
+    out.into_bytes()
+}
+
+#[test]
+fn deltas_read_from_their_start_count_as_parsed_ones() {
+    // Text and audio deltas after the first are counted from `{"event": "..."` alone: whatever the
+    // spacing, the observation is the one a full parse of every event gives.
+    for body in [NORMAL, ERROR, TTS, STOPPED] {
+        let (a, b) = (observe(body, 4096), observe(&spaced(body), 4096));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        let mut full = Observation::default();
+        let mut parser = SseParser::new(64 * 1024);
+        parser.feed(body, &mut |ev| {
+            let payload = serde_json::from_slice::<Payload<'_>>(ev.data).ok();
+            let name = payload.as_ref().and_then(|p| p.event.as_deref()).or(ev.event);
+            count(
+                &mut full,
+                EventKind::from_name(name.unwrap_or("")),
+                Duration::from_millis(5),
+            );
+        });
+        assert_eq!(a.counts, full.counts);
+        assert_eq!(a.terminal, full.terminal);
+    }
+}
+
+#[test]
+fn an_event_name_is_read_from_the_start_only_when_plain() {
+    assert_eq!(
+        event_from_prefix(br#"{"event": "message", "answer": "x"}"#),
+        Some("message")
+    );
+    assert_eq!(
+        event_from_prefix(br#"{"event":"tts_message","audio":""}"#),
+        Some("tts_message")
+    );
+    assert_eq!(event_from_prefix(br#"{"event": "mess\u0061ge"}"#), None);
+    assert_eq!(
+        event_from_prefix(br#"{"task_id": "t", "event": "message"}"#),
+        None
+    );
+    assert_eq!(event_from_prefix(br#"{"event":  "message"}"#), None);
+    let known = observe(NORMAL, 4096);
+    for data in [
+        &br#"{"event": "message", "answer": "x"}"#[..],
+        br#"{"event":"tts_message"}"#,
+    ] {
+        let ev = SseEvent {
+            event: None,
+            data,
+            truncated: false,
+        };
+        assert!(
+            bulk_event(&known, &ev).is_some(),
+            "a delta after the ids is not parsed"
+        );
+        assert!(bulk_event(&Observation::default(), &ev).is_none(), "the first is");
+    }
+    let end = SseEvent {
+        event: None,
+        data: br#"{"event": "message_end", "metadata": {}}"#,
+        truncated: false,
+    };
+    assert!(bulk_event(&known, &end).is_none(), "the last one is parsed");
+}

@@ -65,7 +65,7 @@ impl SseParser {
             }
         }
         while !rest.is_empty() {
-            match rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            match memchr::memchr2(b'\n', b'\r', rest) {
                 Some(end) => {
                     let ending = rest[end];
                     let piece = &rest[..end];

@@ -200,11 +200,14 @@ fn timestamp(buf: &mut Vec<u8>, now: SystemTime) {
 }
 
 /// `value` in exactly `width` decimal digits (zero-padded; higher digits dropped).
-fn digits(buf: &mut Vec<u8>, value: u64, width: u32) {
-    for i in (0..width).rev() {
-        let d = value / 10u64.pow(i) % 10;
-        buf.push(b'0' + d as u8);
+fn digits(buf: &mut Vec<u8>, value: u64, width: usize) {
+    let mut out = [b'0'; 8];
+    let mut v = value;
+    for d in out[..width.min(8)].iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
     }
+    buf.extend_from_slice(&out[..width.min(8)]);
 }
 
 /// Year, month and day of the civil (proleptic Gregorian) date `days` after 1970-01-01.

@@ -80,11 +80,15 @@ pub fn rewrite_request(req: &mut RequestHeader, up: &Origin, fwd: &Forwarding<'_
     for name in doomed {
         req.remove_header(&name);
     }
-    let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    let uri: http::Uri = format!("{}{pq}", up.base_path)
-        .parse()
-        .map_err(|_| pingora::Error::explain(pingora::ErrorType::InternalError, "bad upstream path"))?;
-    req.set_uri(uri);
+    // An origin-form target with no base path to add goes on as it is (no reparse).
+    let as_is = up.base_path.is_empty() && req.uri.scheme().is_none() && req.uri.path_and_query().is_some();
+    if !as_is {
+        let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let uri: http::Uri = format!("{}{pq}", up.base_path)
+            .parse()
+            .map_err(|_| pingora::Error::explain(pingora::ErrorType::InternalError, "bad upstream path"))?;
+        req.set_uri(uri);
+    }
     req.insert_header(http::header::HOST, up.authority.as_str())?;
     match fwd.api_key {
         Some(key) => {
@@ -100,10 +104,8 @@ pub fn rewrite_request(req: &mut RequestHeader, up: &Origin, fwd: &Forwarding<'_
         }
     }
     if let Some(ip) = fwd.client_ip {
-        let xff = match chain {
-            Some(prev) => format!("{prev}, {ip}"),
-            None => ip.to_string(),
-        };
+        let mut xff = chain.map(|prev| prev + ", ").unwrap_or_default();
+        push_ip(&mut xff, ip);
         req.insert_header("x-forwarded-for", xff)?;
     }
     req.insert_header("x-forwarded-proto", fwd.proto)?;
@@ -112,6 +114,24 @@ pub fn rewrite_request(req: &mut RequestHeader, up: &Origin, fwd: &Forwarding<'_
 }
 
 /// The `X-Forwarded-For` chain the client sent (all its values, in order), when it is plain text.
+/// Appends `ip` as text (IPv4 without the formatter, the common case on this path).
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(itoa::Buffer::new().format(octet));
+            }
+        }
+        IpAddr::V6(_) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{ip}");
+        }
+    }
+}
+
 fn forwarded_for(req: &RequestHeader) -> Option<String> {
     let values: Vec<&str> = req
         .headers
@@ -139,6 +159,24 @@ mod tests {
             port: 5001,
             authority: "dify.internal:5001".into(),
             base_path: base.into(),
+        }
+    }
+
+    #[test]
+    fn addresses_read_as_the_formatter_writes_them() {
+        for ip in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.2.30.4",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = String::new();
+            push_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string());
         }
     }
 
