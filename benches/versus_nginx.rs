@@ -4,7 +4,9 @@
 //! feature on (JWT, user scoping, observer, metrics, access log, cache), all in front of one fast
 //! upstream (the release simulator, no delays), interleaved over two rounds. Prints throughput and
 //! proxy CPU per request at concurrency 64 (wrk), added p50/p99 at concurrency 1 (wrk), and added time
-//! to first token of a stream, for a proxied completion and a cache hit; and the ratios to nginx.
+//! to first token of a stream, for a proxied completion and a cache hit; the memory each held stream
+//! adds (`--held-streams N`, 2,000 by default, measured first on fresh processes); and the ratios to
+//! nginx.
 //!
 //! `--section instructions` counts instructions per request on each main path instead (the gateway
 //! under valgrind's callgrind: repeatable on this noisy machine); `--check FILE` fails when a path
@@ -287,6 +289,49 @@ async fn ttft(url: &str, auth: &str, n: usize) -> (f64, f64) {
     (percentile(&mut ms, 50.0), percentile(&mut ms, 99.0))
 }
 
+/// Resident memory of `pids`, in KiB.
+fn rss_kib(pids: &[u32]) -> f64 {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter_map(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .sum()
+}
+
+/// Opens `n` streams through `url` (each held open by Dify after its first event), and returns
+/// what each added to the resident memory of `pids`, in KiB. The streams close when it returns.
+async fn held_stream_kib(url: &str, auth: &str, pids: &[u32], n: usize) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://").to_string();
+    let request = format!(
+        "POST /v1/completion-messages HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nX-Sim-Events: 1000\r\nX-Sim-First-Event-Delay-Ms: 0\r\nX-Sim-Event-Interval-Ms: 600000\r\nX-Sim-Ping-Interval-Ms: 0\r\nContent-Length: {}\r\n\r\n{STREAMING}",
+        STREAMING.len()
+    );
+    let before = rss_kib(pids);
+    let mut held = Vec::with_capacity(n);
+    for batch in 0..n.div_ceil(100) {
+        let opened = (batch * 100..n.min(batch * 100 + 100)).map(|_| async {
+            let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            s.write_all(request.as_bytes()).await.unwrap();
+            // Until the first event has come through.
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&seen).contains("data: ") {
+                let got = s.read(&mut buf).await.unwrap();
+                assert!(got > 0, "a held stream closed");
+                seen.extend_from_slice(&buf[..got]);
+            }
+            s
+        });
+        held.extend(futures_util::future::join_all(opened).await);
+    }
+    let after = rss_kib(pids);
+    drop(held);
+    (after - before) / n as f64
+}
+
 /// Figures of one path, keyed by figure name, one value per round.
 type Figures = BTreeMap<(&'static str, &'static str), Vec<f64>>;
 
@@ -327,6 +372,16 @@ async fn side_by_side() {
     let mut put = |path: &'static str, figure: &'static str, v: f64| {
         figures.entry((path, figure)).or_default().push(v);
     };
+    // Memory first, on fresh processes: what a held stream costs before any load has grown them.
+    let streams: usize = support::arg("--held-streams")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    for path in paths.iter().filter(|p| !p.pids.is_empty()) {
+        let kib = held_stream_kib(&path.url, &path.auth, &path.pids, streams).await;
+        put(path.name, "memory KiB per held stream", kib);
+        // Let the closed streams go before the next path is measured.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
     for round in 0..2 {
         // Rotate the order each round (drift and position effects cancel).
         let order: Vec<&Path> = (0..paths.len())
@@ -419,7 +474,7 @@ fn report(f: &Figures) {
         };
         let ratio = shown[3] / shown[1];
         let cell = |i: usize| {
-            if i == 0 && (added || fig.contains("CPU")) {
+            if i == 0 && (added || fig.contains("CPU") || fig.contains("memory")) {
                 if added {
                     format!("{:.3}", v[0])
                 } else {

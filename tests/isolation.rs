@@ -55,6 +55,12 @@ async fn users_are_scoped_per_tenant_on_every_endpoint() {
         users,
         [Some("acme:bob".to_string()), Some("umbrella:bob".to_string())]
     );
+    // A completion body is scoped whole before Dify is chosen, and goes with its own length.
+    for r in env.sim.requests() {
+        let len = r.body.len().to_string();
+        assert_eq!(r.header("content-length"), Some(len.as_str()), "{r:?}");
+        assert_eq!(r.header("transfer-encoding"), None);
+    }
     let tasks = env.sim.tasks();
     assert_eq!(tasks[0].key, KEY_ACME_WRITER);
     assert_eq!(tasks[1].key, KEY_ACME_WRITER, "both tenants share one Dify app");

@@ -18,9 +18,10 @@ use crate::limits::{self, Limiter};
 use crate::ownership::Ownership;
 use crate::ownership::guard::{guard_message, guard_path};
 use crate::respond::{self, Flow, LocalAnswer, UpstreamFailure};
-use crate::scope::pingora::{BodyLimits, BodyRefused, filter_body, plan_body};
+use crate::scope::BodyFacts;
+use crate::scope::pingora::{BodyLimits, BodyRefused, filter_body, plan_body, scope_whole};
 use crate::stream::Streams;
-use crate::stream::mode::expects_stream;
+use crate::stream::mode::{expects_stream, read_early};
 use crate::stream::stop::StopCause;
 use crate::telemetry::trace::Otel;
 use crate::telemetry::{Metrics, access};
@@ -97,7 +98,7 @@ impl ProxyHttp for Gateway {
             respond::send(session, &answer, &ctx.request_id).await?;
             return Ok(true);
         }
-        (ctx.stream.expects, ctx.body.read_early) = expects_stream(session, route.endpoint).await?;
+        self.body_early(session, ctx).await?;
         self.cached(session, ctx).await
     }
 
@@ -136,6 +137,7 @@ impl ProxyHttp for Gateway {
             request_id: &ctx.request_id,
             body_read_early: ctx.body.read_early,
             body_rewritten: ctx.body.plan.rewrites(),
+            body_length: ctx.body.plan.ready_len(),
             trusted_proxies: &self.trusted_proxies,
             lease: ctx.upstream.lease.as_ref(),
         };
@@ -152,23 +154,9 @@ impl ProxyHttp for Gateway {
         eos: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let facts = match filter_body(&mut ctx.body, body, eos, ctx.caller.as_mut(), self.limits) {
-            Ok(facts) => facts,
-            Err(BodyRefused::TooLarge) => {
-                return Err(Error::explain(
-                    ErrorType::HTTPStatus(413),
-                    "request body over the cap",
-                ));
-            }
-            Err(BodyRefused::Answer(a)) => return answered(ctx, a),
-        };
-        let mid = facts.as_ref().and_then(|f| f.message_id.as_deref());
-        match ctx.caller.as_ref() {
-            Some(c) => match guard_message(mid, c, &self.ownership).await {
-                Some(a) => answered(ctx, a),
-                None => Ok(()),
-            },
-            None => Ok(()),
+        match filter_body(&mut ctx.body, body, eos, ctx.caller.as_mut(), self.limits) {
+            Ok(facts) => self.check_body(ctx, facts.as_ref()).await,
+            Err(refused) => body_refused(ctx, refused),
         }
     }
 
@@ -295,6 +283,17 @@ impl ProxyHttp for Gateway {
     }
 }
 
+/// Ends the request for a body that may not go to Dify.
+fn body_refused(ctx: &mut RequestCtx, refused: BodyRefused) -> Result<()> {
+    match refused {
+        BodyRefused::TooLarge => Err(Error::explain(
+            ErrorType::HTTPStatus(413),
+            "request body over the cap",
+        )),
+        BodyRefused::Answer(a) => answered(ctx, a),
+    }
+}
+
 /// Ends the request with `answer` (through `fail_to_proxy`).
 fn answered(ctx: &mut RequestCtx, answer: LocalAnswer) -> Result<()> {
     ctx.outcome.answer = Some(answer);
@@ -322,6 +321,37 @@ impl Gateway {
             limits::pingora::check(&self.limiter, session, route, caller, &ctx.request_id).await?;
         ctx.limit = grant;
         Ok(flow)
+    }
+
+    /// A completion body Pingora can replay is read whole and scoped now, once: its mode chooses the
+    /// stream timeout, and what Dify gets goes with its own length. Refusals end the request here.
+    async fn body_early(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let Some(endpoint) = ctx.route.as_ref().map(|r| r.endpoint) else {
+            return Ok(());
+        };
+        let early = read_early(session, endpoint).await?;
+        ctx.body.read_early = early.is_some();
+        let facts = match early {
+            Some(whole) => match scope_whole(&mut ctx.body, whole, ctx.caller.as_mut(), self.limits) {
+                Ok(facts) => facts,
+                Err(refused) => return body_refused(ctx, refused),
+            },
+            None => None,
+        };
+        ctx.stream.expects = expects_stream(endpoint, facts.as_ref());
+        self.check_body(ctx, facts.as_ref()).await
+    }
+
+    /// A message the body names must be the caller's.
+    async fn check_body(&self, ctx: &mut RequestCtx, facts: Option<&BodyFacts>) -> Result<()> {
+        let mid = facts.and_then(|f| f.message_id.as_deref());
+        let Some(c) = ctx.caller.as_ref() else {
+            return Ok(());
+        };
+        match guard_message(mid, c, &self.ownership).await {
+            Some(a) => answered(ctx, a),
+            None => Ok(()),
+        }
     }
 
     /// The metadata cache answers its endpoints; `Ok(false)` when the request goes to Dify.

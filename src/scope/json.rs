@@ -19,6 +19,8 @@ pub struct JsonBody {
     pub dify_user: Option<String>,
     /// `message_id`, when the body names one (text-to-audio).
     pub message_id: Option<String>,
+    /// The body asks for `"response_mode": "streaming"`.
+    pub streaming: bool,
 }
 
 /// A body the gateway will not pass on, because it cannot read it the way Dify would.
@@ -35,8 +37,9 @@ pub enum BodyError {
     BadUser,
 }
 
-/// A JSON object's members: each key once, with its last value, in the place it first took.
-type Members<'a> = IndexMap<Cow<'a, str>, &'a RawValue>;
+/// A JSON object's members: each key once, with its last value, in the place it first took
+/// (`None`: the scoped `user` goes there).
+type Members<'a> = IndexMap<Cow<'a, str>, Option<&'a RawValue>>;
 
 /// An object key, borrowed from the body unless it had escapes.
 struct Key<'a>(Cow<'a, str>);
@@ -74,7 +77,7 @@ impl<'de> serde::Deserialize<'de> for Top<'de> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
                 let mut members = Members::with_capacity(map.size_hint().unwrap_or(8).min(64));
                 while let Some((Key(k), v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    members.insert(k, v);
+                    members.insert(k, Some(v));
                 }
                 Ok(Top(Some(members)))
             }
@@ -119,14 +122,18 @@ pub fn inspect(body: &[u8], tenant: &str, scope: bool, default_user: bool) -> Re
     };
     let decoded = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).map_err(|_| BodyError::NotJson);
     // Dify ignores an empty `message_id` (and voices `text`): so does the ownership check.
-    let message_id = match members.get("message_id") {
+    let streaming = match members.get("response_mode").copied().flatten() {
+        Some(raw) => decoded(raw)?.as_str() == Some("streaming"),
+        None => false,
+    };
+    let message_id = match members.get("message_id").copied().flatten() {
         Some(raw) => match decoded(raw)? {
             Value::String(m) if !m.is_empty() => Some(m),
             _ => None,
         },
         None => None,
     };
-    let user = match members.get("user").map(|raw| decoded(raw)).transpose()? {
+    let user = match members.get("user").copied().flatten().map(decoded).transpose()? {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => Some(s),
@@ -141,6 +148,7 @@ pub fn inspect(body: &[u8], tenant: &str, scope: bool, default_user: bool) -> Re
             rewritten: None,
             dify_user: user,
             message_id,
+            streaming,
         });
     }
     let dify_user = match (user, default_user) {
@@ -152,22 +160,24 @@ pub fn inspect(body: &[u8], tenant: &str, scope: bool, default_user: bool) -> Re
                 rewritten: None,
                 dify_user: None,
                 message_id,
+                streaming,
             });
         }
     };
-    let user_json = serde_json::to_string(&dify_user).map_err(|_| BodyError::BadUser)?;
-    let user_raw = RawValue::from_string(user_json).map_err(|_| BodyError::BadUser)?;
-    members.insert(Cow::Borrowed("user"), &user_raw);
+    // `user` keeps its place, or comes last when it was missing.
+    members.entry(Cow::Borrowed("user")).or_insert(None);
     Ok(JsonBody {
-        rewritten: Some(write_object(&members, body.len() + dify_user.len())),
+        rewritten: Some(write_object(&members, &dify_user, body.len())),
         dify_user: Some(dify_user),
         message_id,
+        streaming,
     })
 }
 
-/// The object of `members`, compact between members, each value as it was written.
-fn write_object(members: &IndexMap<Cow<'_, str>, &RawValue>, capacity: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(capacity + 8);
+/// The object of `members`, compact between members, each value as it was written and `user` as
+/// `dify_user`.
+fn write_object(members: &Members<'_>, dify_user: &str, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity + dify_user.len() + 16);
     out.push(b'{');
     for (i, (k, v)) in members.iter().enumerate() {
         if i > 0 {
@@ -176,7 +186,12 @@ fn write_object(members: &IndexMap<Cow<'_, str>, &RawValue>, capacity: usize) ->
         // A key came from a JSON string: it always writes back.
         let _ = serde_json::to_writer(&mut out, k.as_ref());
         out.push(b':');
-        out.extend_from_slice(v.get().as_bytes());
+        match v {
+            Some(raw) if k != "user" => out.extend_from_slice(raw.get().as_bytes()),
+            _ => {
+                let _ = serde_json::to_writer(&mut out, dify_user);
+            }
+        }
     }
     out.push(b'}');
     out
@@ -281,6 +296,19 @@ mod tests {
                 Err(BodyError::NotObject)
             );
         }
+    }
+
+    #[test]
+    fn reads_the_response_mode() {
+        let mode = |b: &[u8]| inspect(b, "acme", true, false).map(|r| r.streaming);
+        assert_eq!(
+            mode(br#"{"inputs": {}, "response_mode": "streaming", "user": "u"}"#),
+            Ok(true)
+        );
+        assert_eq!(mode(br#"{"response_mode": "stre\u0061ming"}"#), Ok(true));
+        assert_eq!(mode(br#"{"inputs": {}, "response_mode": "blocking"}"#), Ok(false));
+        assert_eq!(mode(br#"{"response_mode": ["streaming"]}"#), Ok(false));
+        assert_eq!(mode(br#"{"inputs": {}}"#), Ok(false));
     }
 
     #[test]

@@ -63,6 +63,22 @@ pub async fn plan_body(
     }
 }
 
+/// Runs a body read whole in `request_filter` through the plan at once; the result waits in the
+/// plan, ready to replace what Pingora replays (and to go with its own `Content-Length`).
+pub fn scope_whole(
+    state: &mut BodyState,
+    whole: Bytes,
+    caller: Option<&mut Caller>,
+    limits: BodyLimits,
+) -> Result<Option<BodyFacts>, BodyRefused> {
+    let mut body = Some(whole);
+    let facts = filter_body(state, &mut body, true, caller, limits)?;
+    state.plan = BodyPlan::Ready(body.unwrap_or_default());
+    // The replay is counted against the caps as it passes.
+    state.bytes = 0;
+    Ok(facts)
+}
+
 /// Runs one body chunk through the plan; `body` becomes what Dify gets now. At the end of a held
 /// JSON body, returns what it said (and `caller.dify_user` learns the scoped user).
 pub fn filter_body(

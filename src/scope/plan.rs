@@ -26,6 +26,9 @@ pub enum BodyPlan {
     },
     /// An upload whose `user` field is rewritten as it streams.
     Multipart(Box<MultipartScoper>),
+    /// The whole body, read and run through its plan in `request_filter`: what Pingora replays is
+    /// dropped, and this goes at its end.
+    Ready(Bytes),
 }
 
 /// Whether werkzeug reads a body of this media type as JSON (`application/json`,
@@ -88,6 +91,14 @@ impl BodyPlan {
     pub fn rewrites(&self) -> bool {
         matches!(self, Self::Json { scope: true, .. } | Self::Multipart(_))
     }
+
+    /// The length of a body ready whole (sent with its own `Content-Length`).
+    pub fn ready_len(&self) -> Option<usize> {
+        match self {
+            Self::Ready(b) => Some(b.len()),
+            _ => None,
+        }
+    }
 }
 
 /// What the end of a held JSON body told the gateway.
@@ -97,6 +108,8 @@ pub struct BodyFacts {
     pub dify_user: Option<String>,
     /// `message_id` named by the body.
     pub message_id: Option<String>,
+    /// A JSON body asks for `"response_mode": "streaming"`.
+    pub streaming: bool,
 }
 
 fn refusal(e: BodyError) -> GatewayError {
@@ -143,6 +156,7 @@ pub fn filter(
             Ok(Some(BodyFacts {
                 dify_user: seen.dify_user,
                 message_id: seen.message_id,
+                streaming: seen.streaming,
             }))
         }
         BodyPlan::Multipart(scoper) => {
@@ -160,7 +174,14 @@ pub fn filter(
             Ok(eos.then(|| BodyFacts {
                 dify_user: scoper.dify_user.clone(),
                 message_id: None,
+                streaming: false,
             }))
+        }
+        BodyPlan::Ready(ready) => {
+            // The replayed copy was read already: only the ready body goes, at the end (each
+            // time: a connection retried on another replica replays it again).
+            *body = Some(if eos { ready.clone() } else { Bytes::new() });
+            Ok(None)
         }
     }
 }
@@ -191,6 +212,25 @@ mod tests {
         let facts = filter(&mut plan, &mut body, true, "acme", 1024).unwrap().unwrap();
         assert_eq!(facts.dify_user.as_deref(), Some("acme:bob"));
         assert_eq!(&body.unwrap()[..], b"{\"inputs\":{},\"user\":\"acme:bob\"}");
+    }
+
+    #[test]
+    fn a_body_ready_whole_replaces_its_replay_at_every_end() {
+        let mut plan = BodyPlan::Ready(Bytes::from_static(b"{\"user\":\"acme:bob\"}"));
+        assert!(!plan.rewrites());
+        assert_eq!(plan.ready_len(), Some(19));
+        for _attempt in 0..2 {
+            let mut body = Some(Bytes::from_static(b"{\"user\": \"bob\"}"));
+            assert!(
+                filter(&mut plan, &mut body, false, "acme", 1024)
+                    .unwrap()
+                    .is_none()
+            );
+            assert_eq!(body.as_deref(), Some(&b""[..]), "the replayed copy is dropped");
+            let mut end = None;
+            filter(&mut plan, &mut end, true, "acme", 1024).unwrap();
+            assert_eq!(end.as_deref(), Some(&b"{\"user\":\"acme:bob\"}"[..]));
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The Pingora side of the upstream step: `upstream_peer` (which Dify replica to connect to, with the
 //! stream timeout for requests answered by a stream), `fail_to_connect` (a refused replica ejected,
 //! the request tried once on another when nothing reached Dify) and `upstream_request_filter` (the
-//! request rewritten for the replica's origin, a scoped body sent chunked).
+//! request rewritten for the replica's origin; a body scoped as it streams is sent chunked, one
+//! scoped whole goes with its new length).
 
 use super::{Forwarding, Lease, NoReplica, Upstream, rewrite_request};
 use crate::config::cidr::Cidr;
@@ -21,6 +22,8 @@ pub struct Outgoing<'a> {
     pub body_read_early: bool,
     /// The body's length may change (user scoping): it is sent chunked.
     pub body_rewritten: bool,
+    /// The body is ready whole (read and scoped early): it goes with this length.
+    pub body_length: Option<usize>,
     /// `server.trusted_proxies`.
     pub trusted_proxies: &'a [Cidr],
     /// The replica the request goes to.
@@ -119,7 +122,9 @@ impl Upstream {
             // The client was told to continue already; Dify gets the whole body at once.
             req.remove_header(&http::header::EXPECT);
         }
-        if out.body_rewritten && !session.is_body_empty() {
+        if let Some(n) = out.body_length {
+            req.insert_header(http::header::CONTENT_LENGTH, itoa::Buffer::new().format(n))?;
+        } else if out.body_rewritten && !session.is_body_empty() {
             req.remove_header(&http::header::CONTENT_LENGTH);
             req.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
         }
