@@ -4,18 +4,19 @@
 //! status is looked up by id alone). Dify does not scope these by app,
 //! so the gateway refuses ids it has not seen belong to the caller's tenant and app.
 //!
-//! Kept in process (bounded) and, when Redis is configured, in Redis too, so that a stop or a
+//! Kept in process (a bounded [`ledger`] per kind) and, when Redis is configured, in Redis too, so that a stop or a
 //! text-to-audio call reaching another replica finds the owner: tasks 30 minutes (Dify forgets a
 //! task's owner after 1800 s), messages 7 days, annotations 30 days.
 
 pub mod guard;
+pub mod ledger;
 pub mod record;
 
 use crate::redis::RedisTier;
-use moka::sync::Cache;
+use ledger::Ledger;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a task id is remembered.
 pub const TASK_TTL: Duration = Duration::from_secs(30 * 60);
@@ -27,7 +28,7 @@ pub const ANNOTATION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// a re-index may take hours).
 pub const JOB_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Entries kept in process per kind.
-const CAPACITY: u64 = 200_000;
+const CAPACITY: usize = 200_000;
 
 /// The tenant, app and Dify `user` an id belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,7 +83,7 @@ impl Kind {
 
 /// The three ownership maps, in process and optionally in Redis.
 pub struct Ownership {
-    maps: [Cache<String, Arc<Owner>>; 4],
+    maps: [Ledger; 4],
     redis: Option<Arc<RedisTier>>,
 }
 
@@ -95,12 +96,7 @@ impl Default for Ownership {
 impl Ownership {
     /// Ownership maps, shared through `redis` when given.
     pub fn new(redis: Option<Arc<RedisTier>>) -> Self {
-        let cache = |k: Kind| {
-            Cache::builder()
-                .max_capacity(CAPACITY)
-                .time_to_live(k.ttl())
-                .build()
-        };
+        let cache = |k: Kind| Ledger::new(k.ttl(), CAPACITY);
         Self {
             maps: [
                 cache(Kind::Task),
@@ -112,7 +108,7 @@ impl Ownership {
         }
     }
 
-    fn map(&self, kind: Kind) -> &Cache<String, Arc<Owner>> {
+    fn map(&self, kind: Kind) -> &Ledger {
         &self.maps[kind as usize]
     }
 
@@ -122,7 +118,7 @@ impl Ownership {
 
     /// Records `id` as `owner`'s (in Redis in the background: callers may be synchronous).
     pub fn record(&self, kind: Kind, id: &str, owner: Arc<Owner>) {
-        self.map(kind).insert(id.to_string(), owner.clone());
+        self.map(kind).insert(id, owner.clone(), Instant::now());
         let Some(redis) = self.redis.clone() else { return };
         if let Ok(value) = serde_json::to_vec(owner.as_ref()) {
             let key = Self::redis_key(kind, id);
@@ -132,18 +128,18 @@ impl Ownership {
 
     /// The owner of `id`: this process first, then Redis.
     pub async fn owner(&self, kind: Kind, id: &str) -> Option<Arc<Owner>> {
-        if let Some(o) = self.map(kind).get(id) {
+        if let Some(o) = self.map(kind).get(id, Instant::now()) {
             return Some(o);
         }
         let raw = self.redis.as_ref()?.get(&Self::redis_key(kind, id)).await?;
         let owner: Arc<Owner> = Arc::new(serde_json::from_slice(&raw).ok()?);
-        self.map(kind).insert(id.to_string(), owner.clone());
+        self.map(kind).insert(id, owner.clone(), Instant::now());
         Some(owner)
     }
 
     /// Forgets `id` (a deleted annotation).
     pub async fn forget(&self, kind: Kind, id: &str) {
-        self.map(kind).invalidate(id);
+        self.map(kind).remove(id);
         if let Some(redis) = &self.redis {
             redis.delete(vec![Self::redis_key(kind, id)]).await;
         }
