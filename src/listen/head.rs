@@ -27,10 +27,9 @@ pub enum Head {
 
 /// The offset just past the blank line ending a head, if `buf` holds one.
 pub fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4)
-        .position(|w| w == b"\r\n\r\n")
+    memchr::memmem::find(buf, b"\r\n\r\n")
         .map(|i| i + 4)
-        .or_else(|| buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+        .or_else(|| memchr::memmem::find(buf, b"\n\n").map(|i| i + 2))
 }
 
 /// Reads until a complete head. The first byte must come within `idle` (`None`: a new connection,
