@@ -59,7 +59,9 @@ impl Ledger {
         let started = *g.started.get_or_insert(now);
         if now.saturating_duration_since(started) >= self.ttl || g.current.len() >= self.per_generation {
             // Everything in `previous` is past its time, or the oldest half gives way to the new.
-            g.previous = std::mem::take(&mut g.current);
+            // The new generation starts at the size the last one reached (no rehash as it fills).
+            let size = g.current.len();
+            g.previous = std::mem::replace(&mut g.current, HashMap::with_capacity(size));
             g.started = Some(now);
         }
         // A stale copy in `previous` is shadowed by this one and goes with its generation.

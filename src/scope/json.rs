@@ -120,7 +120,14 @@ pub fn inspect(body: &[u8], tenant: &str, scope: bool, default_user: bool) -> Re
         Ok(Top(None)) => return Err(BodyError::NotObject),
         Err(_) => return Err(BodyError::NotJson),
     };
-    let decoded = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).map_err(|_| BodyError::NotJson);
+    let decoded = |raw: &RawValue| {
+        let text = raw.get();
+        match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            // A string without escapes is its own text (the parse above refused control bytes).
+            Some(plain) if !plain.contains(['\\', '"']) => Ok(Value::String(plain.to_owned())),
+            _ => serde_json::from_str::<Value>(text).map_err(|_| BodyError::NotJson),
+        }
+    };
     // Dify ignores an empty `message_id` (and voices `text`): so does the ownership check.
     let streaming = match members.get("response_mode").copied().flatten() {
         Some(raw) => decoded(raw)?.as_str() == Some("streaming"),
@@ -260,6 +267,11 @@ mod tests {
             rewritten(br#"{"user": ["no"], "user": "bob"}"#),
             r#"{"user":"acme:bob"}"#
         );
+        assert_eq!(
+            rewritten(br#"{"user": "b\u00f6b \"q\""}"#),
+            r#"{"user":"acme:böb \"q\""}"#,
+            "escapes in user are read as Python reads them"
+        );
     }
 
     #[test]
@@ -282,6 +294,7 @@ mod tests {
             b"{\"user\": NaN}",
             b"{\"user\": \"bob\"} trailing",
             b"{\"user\": \"\\ud800\"}",
+            b"{\"user\": \"a\tb\"}",
             b"",
         ] {
             assert_eq!(

@@ -226,12 +226,22 @@ fn bulk_event(seen: &Observation, ev: &SseEvent<'_>) -> Option<EventKind> {
     matches!(kind, EventKind::Message | EventKind::TtsMessage).then_some(kind)
 }
 
+/// Reads one event's or body's JSON. Valid UTF-8 (all Dify sends) is checked once and parsed as
+/// text, which spares serde_json a check of every string it reads; anything else is parsed as
+/// bytes, as before.
+fn payload(data: &[u8]) -> Option<Payload<'_>> {
+    match std::str::from_utf8(data) {
+        Ok(text) => serde_json::from_str(text).ok(),
+        Err(_) => serde_json::from_slice(data).ok(),
+    }
+}
+
 fn record(seen: &mut Observation, ev: SseEvent<'_>, elapsed: Duration) {
     if let Some(kind) = bulk_event(seen, &ev) {
         count(seen, kind, elapsed);
         return;
     }
-    let payload = serde_json::from_slice::<Payload<'_>>(ev.data).ok();
+    let payload = payload(ev.data);
     let name = match (&payload, ev.event) {
         (Some(Payload { event: Some(e), .. }), _) => e.as_ref(),
         (_, Some(e)) => e,
@@ -310,8 +320,8 @@ impl BlockingObserver {
     /// What the whole body said (call at end of stream).
     pub fn finish(&mut self) -> Observation {
         let mut seen = Observation::default();
-        match serde_json::from_slice::<Payload<'_>>(&self.buf) {
-            Ok(p) => {
+        match payload(&self.buf) {
+            Some(p) => {
                 seen.task_id = p.task_id.map(Cow::into_owned);
                 seen.message_id = p.message_id.map(Cow::into_owned);
                 seen.id = p.id.map(Cow::into_owned);
@@ -321,8 +331,8 @@ impl BlockingObserver {
                     seen.terminal = Some(EventKind::MessageEnd);
                 }
             }
-            Err(_) if self.overflow => seen.id = leading_id(&self.prefix).map(String::from),
-            Err(_) => {}
+            None if self.overflow => seen.id = leading_id(&self.prefix).map(String::from),
+            None => {}
         }
         self.buf = Vec::new();
         seen

@@ -88,6 +88,14 @@ fn blocking_body_and_its_cap() {
     let mut small = BlockingObserver::new(16);
     small.on_chunk(body);
     assert!(small.finish().task_id.is_none());
+    // Bytes that are not UTF-8 in a value nobody reads do not hide the ids (read as bytes then).
+    let mut odd = body.to_vec();
+    let x = odd.windows(5).position(|w| w == br#""x", "#).unwrap() + 1;
+    odd[x] = 0xff;
+    assert!(std::str::from_utf8(&odd).is_err());
+    let mut o = BlockingObserver::new(4096);
+    o.on_chunk(&odd);
+    assert_eq!(o.finish().task_id.as_deref(), Some("t-1"));
 }
 
 #[test]
