@@ -101,6 +101,11 @@ impl<'b> Line<'b> {
                 let _ = CompactFormatter.write_f64(self.buf, value);
             }
             LogFormat::Json => self.buf.extend_from_slice(b"null"),
+            // Shortest round-trip digits, as `{:?}` gives them (without its formatter).
+            LogFormat::Text if value.is_finite() => {
+                self.buf
+                    .extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+            }
             LogFormat::Text => {
                 let mut s = String::new();
                 let _ = write!(s, "{value:?}");
@@ -274,6 +279,26 @@ mod tests {
             let mut buf = Vec::new();
             json_string(&mut buf, s);
             assert_eq!(String::from_utf8(buf).unwrap(), serde_json::to_string(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn durations_show_as_debug_does() {
+        for v in [
+            0.0015,
+            1.0,
+            12.345,
+            2.879909,
+            999.5,
+            60_000.25,
+            1234567.891,
+            0.001,
+        ] {
+            let mut buf = Vec::new();
+            let mut line = Line::info(&mut buf, LogFormat::Text, UNIX_EPOCH, "t");
+            line.f64("d", v);
+            let text = String::from_utf8(buf).unwrap();
+            assert!(text.ends_with(&format!(" d={v:?}")), "{text}");
         }
     }
 
