@@ -334,15 +334,18 @@ async fn the_demo_answers_its_curl_line_and_exits_on_sigint_and_sigterm() {
     }
 }
 
-#[tokio::test]
-async fn text_logs_to_a_file_carry_no_colour_codes() {
-    let _bound = bound(120);
+/// A gateway (its config passed through `edit`, `env` added to its environment) in front of a
+/// simulator, after one `GET /v1/info` through it.
+async fn after_one_call(
+    edit: impl Fn(String) -> String,
+    env: &[(String, String)],
+) -> (Gateway, dify_sim::Simulator) {
     let setup = Setup::default();
     let sim = dify_sim::Simulator::start("127.0.0.1:0".parse().unwrap(), setup.sim.clone())
         .await
         .unwrap();
-    let toml = config_toml(&sim.base_url(), &setup).replace("log_format = \"json\"", "log_format = \"text\"");
-    let gw = Gateway::start(&toml).await;
+    let toml = edit(config_toml(&sim.base_url(), &setup));
+    let gw = Gateway::start_with(&toml, "/readyz", env).await;
     let r = client()
         .get(gw.url("/v1/info"))
         .header("authorization", bearer(&token("acme", None)))
@@ -350,6 +353,14 @@ async fn text_logs_to_a_file_carry_no_colour_codes() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    (gw, sim)
+}
+
+#[tokio::test]
+async fn text_logs_to_a_file_carry_no_colour_codes() {
+    let _bound = bound(120);
+    let text = |toml: String| toml.replace("log_format = \"json\"", "log_format = \"text\"");
+    let (gw, _sim) = after_one_call(text, &[]).await;
     let log = eventually(10, "the access line", || {
         let l = gw.log();
         l.contains("endpoint=\"info\"").then_some(l)
@@ -361,22 +372,8 @@ async fn text_logs_to_a_file_carry_no_colour_codes() {
 #[tokio::test]
 async fn access_lines_follow_the_log_filter() {
     let _bound = bound(120);
-    let mut setup = Setup::default();
-    setup
-        .gateway_env
-        .push(("RUST_LOG".into(), "info,access=off".into()));
-    let sim = dify_sim::Simulator::start("127.0.0.1:0".parse().unwrap(), setup.sim.clone())
-        .await
-        .unwrap();
-    let toml = config_toml(&sim.base_url(), &setup);
-    let gw = Gateway::start_with(&toml, "/readyz", &setup.gateway_env).await;
-    let r = client()
-        .get(gw.url("/v1/info"))
-        .header("authorization", bearer(&token("acme", None)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let env = [("RUST_LOG".to_string(), "info,access=off".to_string())];
+    let (gw, _sim) = after_one_call(|toml| toml, &env).await;
     // The request's metrics are recorded in the same step, just before its access line.
     gw.metrics_contain("endpoint=\"info\",method=\"GET\",status_class=\"2xx\"")
         .await;
