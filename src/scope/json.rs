@@ -115,6 +115,9 @@ impl<'de> serde::Deserialize<'de> for Top<'de> {
 pub fn inspect(body: &[u8], tenant: &str, scope: bool, default_user: bool) -> Result<JsonBody, BodyError> {
     // Dify decodes the whole body as UTF-8 before it parses it: so does the gateway.
     let text = std::str::from_utf8(body).map_err(|_| BodyError::NotJson)?;
+    if too_deep(body) {
+        return Err(BodyError::NotJson);
+    }
     let mut members = match serde_json::from_str::<Top<'_>>(text) {
         Ok(Top(Some(members))) => members,
         Ok(Top(None)) => return Err(BodyError::NotObject),
@@ -179,6 +182,37 @@ pub fn inspect(body: &[u8], tenant: &str, scope: bool, default_user: bool) -> Re
         message_id,
         streaming,
     })
+}
+
+/// Nesting the gateway reads at most, as a full parse did (serde_json's limit). Raw values are
+/// skipped without one, and Python's reader fails past ~1,000 levels with an error Dify answers 500.
+const MAX_DEPTH: usize = 128;
+
+/// Whether arrays and objects in `body` nest deeper than [`MAX_DEPTH`] (brackets inside strings do
+/// not count). Bodies with fewer brackets than that are not scanned.
+fn too_deep(body: &[u8]) -> bool {
+    if memchr::memchr2_iter(b'[', b'{', body).nth(MAX_DEPTH).is_none() {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        match (in_string, b) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (true, b'"') => in_string = false,
+            (true, _) => {}
+            (false, b'"') => in_string = true,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            (false, _) => {}
+        }
+    }
+    false
 }
 
 /// The object of `members`, compact between members, each value as it was written and `user` as
@@ -322,6 +356,24 @@ mod tests {
         assert_eq!(mode(br#"{"inputs": {}, "response_mode": "blocking"}"#), Ok(false));
         assert_eq!(mode(br#"{"response_mode": ["streaming"]}"#), Ok(false));
         assert_eq!(mode(br#"{"inputs": {}}"#), Ok(false));
+    }
+
+    #[test]
+    fn nesting_is_read_as_deep_as_a_full_parse_read_it() {
+        let nested = |n: usize| format!("{{\"user\": \"b\", \"x\": {}1{}}}", "[".repeat(n), "]".repeat(n));
+        assert!(inspect(nested(126).as_bytes(), "acme", true, false).is_ok());
+        assert_eq!(
+            inspect(nested(2000).as_bytes(), "acme", true, false),
+            Err(BodyError::NotJson)
+        );
+        // Brackets inside strings are text.
+        let quoted = format!("{{\"user\": \"b\", \"x\": \"{}\"}}", "[".repeat(2000));
+        assert!(inspect(quoted.as_bytes(), "acme", true, false).is_ok());
+        let escaped = format!("{{\"user\": \"b\\\"\", \"x\": \"{}\"}}", "{".repeat(300));
+        assert!(
+            inspect(escaped.as_bytes(), "acme", true, false).is_ok(),
+            "{escaped}"
+        );
     }
 
     #[test]

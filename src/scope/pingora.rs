@@ -73,9 +73,8 @@ pub fn scope_whole(
 ) -> Result<Option<BodyFacts>, BodyRefused> {
     let mut body = Some(whole);
     let facts = filter_body(state, &mut body, true, caller, limits)?;
+    // Counted once, here: its replays are not counted again.
     state.plan = BodyPlan::Ready(body.unwrap_or_default());
-    // The replay is counted against the caps as it passes.
-    state.bytes = 0;
     Ok(facts)
 }
 
@@ -88,7 +87,9 @@ pub fn filter_body(
     caller: Option<&mut Caller>,
     limits: BodyLimits,
 ) -> Result<Option<BodyFacts>, BodyRefused> {
-    state.bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+    if !matches!(state.plan, BodyPlan::Ready(_)) {
+        state.bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+    }
     if state.bytes > limits.max_request_body {
         return Err(BodyRefused::TooLarge);
     }
@@ -99,4 +100,42 @@ pub fn filter_body(
         c.dify_user.clone_from(&f.dify_user);
     }
     Ok(facts)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::admit::route::Endpoint;
+
+    #[test]
+    fn a_body_scoped_whole_is_counted_once_however_often_it_is_replayed() {
+        let limits = BodyLimits {
+            max_request_body: 100,
+            max_json_body: 1024,
+        };
+        let plan = BodyPlan::choose(
+            Endpoint::CompletionMessages,
+            Some("application/json"),
+            "acme",
+            true,
+        );
+        let mut state = BodyState {
+            plan: plan.unwrap(),
+            ..BodyState::default()
+        };
+        let whole = Bytes::from_static(br#"{"inputs": {}, "user": "bob"}"#);
+        // (Without a caller the tenant prefix is empty; the scoping itself is tested in `json`.)
+        let facts = scope_whole(&mut state, whole.clone(), None, limits).unwrap();
+        assert!(facts.unwrap().dify_user.is_some_and(|u| u.ends_with(":bob")));
+        assert_eq!(state.bytes, 29);
+        let ready = br#"{"inputs":{},"user":":bob"}"#;
+        assert_eq!(state.plan.ready_len(), Some(ready.len()));
+        for _replay in 0..5 {
+            let mut body = Some(whole.clone());
+            filter_body(&mut state, &mut body, true, None, limits).unwrap();
+            assert_eq!(body.as_deref(), Some(&ready[..]));
+        }
+        assert_eq!(state.bytes, 29, "for the access log and the size cap");
+    }
 }

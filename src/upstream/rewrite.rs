@@ -80,8 +80,13 @@ pub fn rewrite_request(req: &mut RequestHeader, up: &Origin, fwd: &Forwarding<'_
     for name in doomed {
         req.remove_header(&name);
     }
-    // An origin-form target with no base path to add goes on as it is (no reparse).
-    let as_is = up.base_path.is_empty() && req.uri.scheme().is_none() && req.uri.path_and_query().is_some();
+    // An origin-form UTF-8 target with no base path to add goes on as it is (no reparse). An
+    // absolute-form or non-UTF-8 target keeps its raw bytes apart from the URI: `set_uri` drops them.
+    let as_is = up.base_path.is_empty()
+        && req
+            .uri
+            .path_and_query()
+            .is_some_and(|pq| pq.as_str().as_bytes() == req.raw_path());
     if !as_is {
         let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let uri: http::Uri = format!("{}{pq}", up.base_path)
@@ -263,14 +268,21 @@ mod forwarding_tests {
             req.append_header(k.to_string(), *v).unwrap();
         }
         let fwd = Forwarding {
-            api_key: Some("k"),
-            client_ip: "192.0.2.7".parse().ok(),
             peer_trusted: trusted,
-            proto: "https",
-            request_id: "r",
+            ..forwarding()
         };
         rewrite_request(&mut req, &settings(), &fwd).unwrap();
         req
+    }
+
+    fn forwarding() -> Forwarding<'static> {
+        Forwarding {
+            api_key: Some("k"),
+            client_ip: "192.0.2.7".parse().ok(),
+            peer_trusted: false,
+            proto: "https",
+            request_id: "r",
+        }
     }
 
     #[test]
@@ -309,6 +321,18 @@ mod forwarding_tests {
     fn an_absolute_target_goes_to_dify_in_origin_form() {
         let req = rewrite("http://other.host/v1/parameters?x=1", &[], false);
         assert_eq!(req.uri.to_string(), "/v1/parameters?x=1");
+        assert_eq!(req.raw_path(), b"/v1/parameters?x=1", "what goes on the wire");
+        let plain = rewrite("/v1/parameters?x=1", &[], false);
+        assert_eq!(plain.raw_path(), b"/v1/parameters?x=1");
+        let mut odd = RequestHeader::build("GET", b"/v1/files/\xff/preview", None).unwrap();
+        rewrite_request(&mut odd, &settings(), &forwarding()).unwrap();
+        let checked = odd.uri.path_and_query().unwrap().as_str().as_bytes();
+        assert_eq!(
+            odd.raw_path(),
+            checked,
+            "the target the gateway routed, not the raw bytes"
+        );
+        assert!(!odd.raw_path().contains(&0xff));
         assert_eq!(req.headers.get("host").unwrap(), "dify:5001");
     }
 }
