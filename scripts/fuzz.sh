@@ -13,7 +13,7 @@ flags+=" -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-as
 RUSTFLAGS="$flags" cargo build --quiet --release --manifest-path fuzz/Cargo.toml \
   --target "$triple" --target-dir target/fuzz
 bin="target/fuzz/$triple/release"
-for t in sse_parser multipart_scoper jwt_header config router; do
+for t in sse_parser multipart_scoper json_scoper jwt_header config router; do
   corpus="target/fuzz/corpus/$t"
   mkdir -p "$corpus"
   log="target/fuzz/$t.log"

@@ -1,4 +1,6 @@
-//! `src/scope`: the multipart rewriter, its parameter reader, and the werkzeug model.
+//! `src/scope`: the JSON and multipart rewriters, the parameter reader, and the werkzeug model.
+#[path = "../../../src/scope/json.rs"]
+pub mod json;
 #[path = "../../../src/scope/multipart.rs"]
 pub mod multipart;
 #[path = "../../../src/scope/params.rs"]
