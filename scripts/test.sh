@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 # The fault-injection and cluster suites run the release build (tests pick it when it is the newest
-# build), so the debug test build comes first and the release build last.
+# build), so the debug test build comes first and the release build last. The instruction check
+# also counts the bare Pingora example (the floor).
 cargo test --quiet --workspace --lib --bins --tests --no-run
-cargo build --quiet --release --workspace --bins
+cargo build --quiet --release --workspace --bins --examples
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --lib --bins --tests "$@"
 else
