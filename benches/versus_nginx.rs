@@ -448,16 +448,14 @@ async fn side_by_side() {
 /// Prints each figure per path (mean of the rounds), the added latency over direct and the
 /// gateway's ratio to nginx.
 fn report(f: &Figures) {
-    let mean = |path: &str, figure: &str| {
-        f.iter()
-            .find(|((p, fig), _)| *p == path && *fig == figure)
-            .map(|(_, v)| v.iter().sum::<f64>() / v.len() as f64)
+    let mean = |path: &'static str, figure: &'static str| {
+        f.get(&(path, figure))
+            .map(|v| v.iter().sum::<f64>() / v.len() as f64)
             .unwrap_or(f64::NAN)
     };
     println!("| figure | direct | nginx | bare Pingora | gateway | gateway / nginx |");
     println!("|---|---|---|---|---|---|");
     let mut names: Vec<&str> = f.keys().map(|(_, fig)| *fig).collect();
-    names.dedup();
     names.sort();
     names.dedup();
     for fig in names {

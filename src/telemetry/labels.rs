@@ -23,6 +23,9 @@ pub fn currency_label(code: &str) -> &str {
     }
 }
 
+/// Every value [`status_class`] gives.
+pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
 /// `2xx`…`5xx`, or `none` when no response was sent.
 pub fn status_class(status: u16) -> &'static str {
     match status {

@@ -470,7 +470,7 @@ impl Metrics {
     pub fn upstream_removed(&self, upstream: &str) {
         let _ = self.upstream_healthy.remove_label_values(&[upstream]);
         let _ = self.upstream_inflight.remove_label_values(&[upstream]);
-        for class in ["1xx", "2xx", "3xx", "4xx", "5xx", "none"] {
+        for class in super::labels::STATUS_CLASSES {
             let _ = self.upstream_requests.remove_label_values(&[upstream, class]);
         }
     }

@@ -80,11 +80,6 @@ impl Upstream {
         self.settings.origins.iter().any(Origin::is_name)
     }
 
-    /// The first replica's address, if any (readiness without health checks).
-    pub fn addr(&self) -> Option<SocketAddr> {
-        self.pool.replicas().first().map(|r| r.addr)
-    }
-
     /// The peer of `replica`, with timeouts and TLS checks; a stream's reads wait
     /// `stream_idle_timeout` at most.
     pub fn peer_of(&self, replica: &Replica, streaming: bool) -> HttpPeer {
